@@ -1,0 +1,1 @@
+"""``assay run``: plan -> execute -> score -> aggregate -> compare -> recommend."""

@@ -1,0 +1,112 @@
+"""Between variants: paired comparisons, Pareto fronts, and a plain-language recommendation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from pydantic import BaseModel
+
+from assay.bench.summary import VariantSummary
+from assay.scoring.stats import PairedComparison, paired_compare, pareto_front
+from assay.store.runstore import ResultRecord
+
+ItemKey = tuple[str, int]
+
+
+class PairRow(BaseModel):
+    a: str
+    b: str
+    comparison: PairedComparison
+
+
+class Decision(BaseModel):
+    pairs: list[PairRow]
+    pareto_cost: list[str]
+    pareto_latency: list[str]
+    recommendation: str
+
+
+def primary_values(results: Sequence[ResultRecord], primary: str) -> dict[ItemKey, float | None]:
+    values: dict[ItemKey, float | None] = {}
+    for r in results:
+        score = r.scores.get(primary)
+        values[(r.sample_id, r.repeat)] = score.value if score and score.is_scored else None
+    return values
+
+
+def compare_pairs(values: dict[str, dict[ItemKey, float | None]], seed: int = 0) -> list[PairRow]:
+    """Every pair of variants on the items both attempted (paired by sample and repeat)."""
+    rows = []
+    for a, b in combinations(values, 2):
+        keys = sorted(set(values[a]) & set(values[b]))
+        comparison = paired_compare(
+            [values[a][k] for k in keys], [values[b][k] for k in keys], seed=seed
+        )
+        rows.append(PairRow(a=a, b=b, comparison=comparison))
+    return rows
+
+
+def decide(summaries: Sequence[VariantSummary], pairs: list[PairRow]) -> Decision:
+    def mean(s: VariantSummary) -> float | None:
+        return s.score.mean if s.score else None
+
+    return Decision(
+        pairs=pairs,
+        pareto_cost=pareto_front([(s.variant, mean(s), s.cost_per_1k_usd) for s in summaries]),
+        pareto_latency=pareto_front([(s.variant, mean(s), s.latency_p50_ms) for s in summaries]),
+        recommendation=recommend(summaries, pairs),
+    )
+
+
+def _find(pairs: list[PairRow], x: str, y: str) -> tuple[PairedComparison, int] | None:
+    """The comparison of x against y, with sign +1 when diff means y - x."""
+    for row in pairs:
+        if (row.a, row.b) == (x, y):
+            return row.comparison, 1
+        if (row.a, row.b) == (y, x):
+            return row.comparison, -1
+    return None
+
+
+def recommend(summaries: Sequence[VariantSummary], pairs: list[PairRow]) -> str:
+    scored = [s for s in summaries if s.score and s.score.mean is not None]
+    if not scored:
+        return "No variant produced a score; look at the errors and unscored counts."
+    best = max(scored, key=lambda s: s.score.mean if s.score and s.score.mean else 0.0)
+    if len(scored) == 1:
+        return f"Only {best.variant} produced scores ({_fmt_mean(best)})."
+    sentences = [_versus(best, other, pairs) for other in scored if other is not best]
+    return " ".join([f"Best score: {best.variant} ({_fmt_mean(best)}).", *sentences])
+
+
+def _versus(best: VariantSummary, other: VariantSummary, pairs: list[PairRow]) -> str:
+    found = _find(pairs, best.variant, other.variant)
+    if found is None or found[0].diff is None:
+        return f"{other.variant} could not be compared on the same items."
+    c, sign = found
+    diff, lo, hi = (c.diff or 0) * sign, *sorted(((c.ci_low or 0) * sign, (c.ci_high or 0) * sign))
+    interval = f"{diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p={c.p_value:.3g}"
+    cost = _cost_ratio(other, best)
+    if c.significant:
+        return f"{other.variant} is significantly worse ({interval}){cost}."
+    more = (
+        f"; about {c.samples_needed} paired samples would separate them" if c.samples_needed else ""
+    )
+    return f"{other.variant} is within noise of {best.variant} ({interval}){cost}{more}."
+
+
+def _cost_ratio(other: VariantSummary, best: VariantSummary) -> str:
+    a, b = other.cost_per_1k_usd, best.cost_per_1k_usd
+    if a is None or b is None:
+        return ""
+    if b == 0:
+        return " at the same $0 API cost" if a == 0 else f" at ${a:.4f} per 1k requests vs $0"
+    return f" at {a / b:.0%} of the cost per 1k requests"
+
+
+def _fmt_mean(s: VariantSummary) -> str:
+    agg = s.score
+    if agg is None or agg.mean is None:
+        return "no score"
+    return f"{agg.mean:.3f}, 95% CI [{agg.ci_low:.3f}, {agg.ci_high:.3f}], n={agg.n_scored}"

@@ -1,0 +1,87 @@
+"""Execute a plan: each work item is called, scored and saved as one record, as it completes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assay.bench.plan import RunPlan, WorkItem
+from assay.engine.engine import Engine
+from assay.errors import AuthError, BudgetExceeded, ProviderError
+from assay.scoring.score import Score
+from assay.scoring.scorer import ResponseScorer
+from assay.store.runstore import ResultRecord, RunStore
+
+
+class ProgressSink(Protocol):
+    def on_result(self, result: ResultRecord) -> None: ...
+
+
+class NoProgress:
+    def on_result(self, result: ResultRecord) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    store: RunStore
+    engine: Engine
+    scorer: ResponseScorer
+    progress: ProgressSink = field(default_factory=NoProgress)
+
+
+@dataclass
+class ExecutionOutcome:
+    completed: int = 0
+    stopped_reason: str | None = None
+    fatal: ProviderError | None = None
+
+
+async def execute(
+    plan: RunPlan, ctx: RunContext, done: set[tuple[str, str, int]]
+) -> ExecutionOutcome:
+    """Run every item not in ``done``; stop cleanly on a budget or an auth failure."""
+    outcome = ExecutionOutcome()
+    pending = (i for i in plan.items() if (i.variant.key, i.sample.id, i.repeat) not in done)
+    workers = [_worker(pending, ctx, outcome) for _ in range(max(1, ctx.engine.config.concurrency))]
+    await asyncio.gather(*workers)
+    return outcome
+
+
+async def _worker(items: Iterator[WorkItem], ctx: RunContext, outcome: ExecutionOutcome) -> None:
+    for item in items:
+        if outcome.stopped_reason:
+            return
+        try:
+            result = await run_item(item, ctx)
+        except BudgetExceeded as exc:
+            outcome.stopped_reason = str(exc)
+            return
+        except AuthError as exc:
+            outcome.stopped_reason, outcome.fatal = str(exc), exc
+            return
+        ctx.store.save_result(result)
+        outcome.completed += 1
+        ctx.progress.on_result(result)
+
+
+async def run_item(item: WorkItem, ctx: RunContext) -> ResultRecord:
+    base = ResultRecord(
+        run_id=ctx.run_id,
+        variant=item.variant.key,
+        sample_id=item.sample.id,
+        repeat=item.repeat,
+        request=item.request,
+    )
+    try:
+        completion = await ctx.engine.complete(item.variant.model, item.request, purpose="task")
+    except (AuthError, BudgetExceeded):
+        raise
+    except ProviderError as exc:
+        failed = {name: Score.error(str(exc)) for name in ctx.scorer.names}
+        return base.model_copy(update={"error_kind": exc.kind, "error": str(exc), "scores": failed})
+    scores = await ctx.scorer.score(item.sample, completion.text)
+    return base.model_copy(update={"completion": completion, "scores": scores})

@@ -1,0 +1,117 @@
+"""Plan a run: variants (model x prompt), work items, and the pre-flight estimate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from assay.bench.config import RunConfig
+from assay.data.datasets import Dataset
+from assay.data.prompts import PromptTemplate
+from assay.engine.pricing import PriceTable, cost_usd
+from assay.records import ModelConfig, Request, Sample
+
+CHARS_PER_TOKEN = 4  # a rough, stated rule for estimates only; real usage is measured
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What is being compared: one model with one prompt."""
+
+    key: str
+    model: ModelConfig
+    prompt: PromptTemplate
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    variant: Variant
+    sample: Sample
+    repeat: int
+    request: Request
+
+
+@dataclass(frozen=True)
+class Estimate:
+    label: str
+    calls: int
+    input_tokens: int
+    max_output_tokens: int
+    cost_usd: float | None  # upper bound; None when the price is unknown
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: RunConfig
+    dataset: Dataset
+    variants: list[Variant]
+
+    @property
+    def samples(self) -> list[Sample]:
+        limit = self.config.limit
+        return self.dataset.samples[:limit] if limit else self.dataset.samples
+
+    @property
+    def n_items(self) -> int:
+        return len(self.variants) * len(self.samples) * self.config.repeats
+
+    def items(self) -> Iterator[WorkItem]:
+        """Sample-major order, so an interrupted run has compared every model on the same rows."""
+        for sample in self.samples:
+            for repeat in range(self.config.repeats):
+                for variant in self.variants:
+                    yield WorkItem(variant, sample, repeat, self.request(variant, sample, repeat))
+
+    def request(self, variant: Variant, sample: Sample, repeat: int) -> Request:
+        return Request(
+            messages=variant.prompt.render(sample), params=self.config.params, repeat=repeat
+        )
+
+
+def build_variants(models: list[ModelConfig], prompts: list[PromptTemplate]) -> list[Variant]:
+    names = [Path(p.path).stem if p.path else f"prompt{i + 1}" for i, p in enumerate(prompts)]
+    return [
+        Variant(key=m.label if len(prompts) == 1 else f"{m.label} · {name}", model=m, prompt=p)
+        for m in models
+        for p, name in zip(prompts, names, strict=True)
+    ]
+
+
+def estimate_task(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
+    estimates = []
+    max_out = plan.config.params.max_tokens or 1024
+    for variant in plan.variants:
+        chars = sum(sum(len(m.content) for m in variant.prompt.render(s)) for s in plan.samples)
+        calls = len(plan.samples) * plan.config.repeats
+        tokens_in = chars * plan.config.repeats // CHARS_PER_TOKEN
+        price = prices.lookup(variant.model)
+        estimates.append(
+            Estimate(
+                variant.key,
+                calls,
+                tokens_in,
+                calls * max_out,
+                cost_usd(price, tokens_in, calls * max_out),
+            )
+        )
+    return estimates
+
+
+def estimate_judge(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
+    judge = plan.config.scoring.judge
+    if judge is None:
+        return []
+    per_call_chars = len(judge.rubric) + 1500  # instructions, input, response, reference
+    chars = sum(len(s.input_text()) + len(s.reference or "") for s in plan.samples)
+    calls = plan.n_items * judge.repeats
+    tokens_in = (
+        chars * len(plan.variants) * plan.config.repeats * judge.repeats + calls * per_call_chars
+    ) // CHARS_PER_TOKEN
+    out = calls * judge.max_tokens
+    return [
+        Estimate(
+            f"judge {m.label}", calls, tokens_in, out, cost_usd(prices.lookup(m), tokens_in, out)
+        )
+        for m in judge.models
+    ]

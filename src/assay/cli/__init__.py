@@ -1,0 +1,1 @@
+"""The command line: thin commands that parse options into typed configs and call the layers."""

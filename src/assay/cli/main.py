@@ -1,0 +1,81 @@
+"""``assay``: the entry point. Only typer is imported here, so ``assay --help`` starts fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from assay import __version__
+
+HELP = """Choose and tune an LLM on [bold]your own data[/bold].
+
+[bold]Benchmark models[/bold] on your dataset and prompt (quality, $ per 1k requests, latency):
+
+  assay run reviews.jsonl prompt.md -m openai/gpt-4o-mini -m local/smollm2 --metric label
+
+[bold]Optimize a prompt[/bold] for one model, verified on held-out data:
+
+  assay optimize reviews.jsonl prompt.md -m local/smollm2 --metric label -o best_prompt.md
+
+[bold]Look before you spend[/bold]: [cyan]assay inspect DATA PROMPT[/cyan] renders a request,
+[cyan]assay prices[/cyan] shows the price table. Results live in .assay/ ([cyan]assay runs[/cyan],
+[cyan]assay show RUN[/cyan], [cyan]assay compare A B[/cyan]).
+
+Add --debug before any command to see tracebacks.
+"""
+
+app = typer.Typer(
+    name="assay",
+    help=HELP,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"assay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Assay command line."""
+
+
+def _register() -> None:
+    from assay.cli import data_cmds, judge_cmds, run_cmds, store_cmds
+
+    for module in (run_cmds, data_cmds, store_cmds, judge_cmds):
+        module.register(app)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:] or bool(os.environ.get("ASSAY_DEBUG"))
+    _register()
+    try:
+        app()
+    except KeyboardInterrupt:
+        _fail("Interrupted", 130)
+    except Exception as exc:  # one line for the user; --debug shows the traceback
+        from assay.errors import AssayError
+
+        if debug:
+            raise
+        if isinstance(exc, AssayError):
+            _fail(str(exc), exc.exit_code)
+        _fail(f"Unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise SystemExit(code)

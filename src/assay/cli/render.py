@@ -1,0 +1,150 @@
+"""Terminal rendering of plans and reports (rich tables), or JSON with --json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from assay.bench.plan import RunPlan, estimate_judge, estimate_task
+from assay.bench.results import RunReport
+from assay.bench.summary import VariantSummary
+from assay.engine.pricing import PriceTable
+from assay.scoring.stats import Aggregate
+from assay.store.runstore import ResultRecord
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def usd(value: float | None, digits: int = 4) -> str:
+    return "unknown" if value is None else f"${value:,.{digits}f}"
+
+
+def num(value: float | None, fmt: str = "{:,.0f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def score_cell(agg: Aggregate | None) -> str:
+    if agg is None or agg.mean is None:
+        return "no score"
+    ci = "" if agg.ci_low is None else f" [{agg.ci_low:.2f}, {agg.ci_high:.2f}]"
+    return f"{agg.mean:.3f}{ci}"
+
+
+def preflight(plan: RunPlan, prices: PriceTable, run_id: str) -> None:
+    table = Table(
+        title=f"Plan for run {run_id}: {len(plan.samples)} samples "
+        f"x {plan.config.repeats} repeat(s)",
+        title_justify="left",
+    )
+    for col in ("calls to", "calls", "est. input tokens", "max output tokens", "est. cost ≤"):
+        table.add_column(col, justify="left" if col == "calls to" else "right")
+    for e in [*estimate_task(plan, prices), *estimate_judge(plan, prices)]:
+        table.add_row(
+            e.label,
+            f"{e.calls:,}",
+            f"{e.input_tokens:,}",
+            f"{e.max_output_tokens:,}",
+            usd(e.cost_usd),
+        )
+    err_console.print(table)
+
+
+def run_report(report: RunReport, as_json: bool = False) -> None:
+    if as_json:
+        print(report.to_json())
+        return
+    console.print(models_table(report.variants, report.primary_metric))
+    if report.comparisons:
+        console.print(comparisons_table(report))
+    console.print(
+        f"[bold]Pareto front[/bold] (quality vs $/1k): "
+        f"{', '.join(report.pareto_quality_cost) or '–'}"
+    )
+    console.print(f"[bold]Recommendation[/bold]: {report.recommendation}")
+    if report.stopped_reason:
+        console.print(
+            f"[yellow]Stopped early[/yellow]: {report.stopped_reason}. "
+            f"Continue with: assay run --resume {report.run_id}"
+        )
+    console.print(
+        f"Run {report.run_id}: {report.status}; spent {usd(report.spent_usd)} "
+        f"(judge {usd(report.judge_cost_usd)}). Details: assay show {report.run_id}"
+    )
+
+
+def models_table(variants: list[VariantSummary], primary: str) -> Table:
+    table = Table(title=f"Results (score = {primary}, mean with 95% CI)", title_justify="left")
+    columns = (
+        "model",
+        "score",
+        "scored",
+        "unscored",
+        "errors",
+        "$/1k req",
+        "judge $",
+        "p50 ms",
+        "p95 ms",
+        "out tok/s",
+        "in tok/req",
+        "out tok/req",
+    )
+    for col in columns:
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for v in variants:
+        agg = v.score
+        table.add_row(
+            v.variant,
+            score_cell(agg),
+            num(agg.n_scored if agg else 0),
+            num(agg.n_unscored if agg else 0),
+            num(v.n_errors),
+            usd(v.cost_per_1k_usd, 3),
+            usd(v.judge_cost_usd),
+            num(v.latency_p50_ms),
+            num(v.latency_p95_ms),
+            num(v.output_tokens_per_s, "{:,.1f}"),
+            num(v.input_tokens_per_request, "{:,.1f}"),
+            num(v.output_tokens_per_request, "{:,.1f}"),
+        )
+    return table
+
+
+def comparisons_table(report: RunReport) -> Table:
+    table = Table(title="Paired comparisons (B − A on the same items)", title_justify="left")
+    for col in ("A", "B", "n", "diff", "95% CI", "p", "significant"):
+        table.add_column(col, justify="left" if col in "AB" else "right")
+    for row in report.comparisons:
+        c = row.comparison
+        ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        table.add_row(
+            row.a,
+            row.b,
+            str(c.n),
+            num(c.diff, "{:+.3f}"),
+            ci,
+            num(c.p_value, "{:.3g}"),
+            "yes" if c.significant else "no",
+        )
+    return table
+
+
+def samples_table(results: Sequence[ResultRecord], primary: str, failures_only: bool) -> None:
+    table = Table(title="Responses", title_justify="left", show_lines=True)
+    for col in ("sample", "variant", "response", primary, "reason"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        score = r.scores.get(primary)
+        if failures_only and score is not None and score.is_scored and (score.value or 0) >= 1:
+            continue
+        text = r.completion.text if r.completion else f"[error] {r.error}"
+        value = "–" if score is None or score.value is None else f"{score.value:.2f}"
+        reason = "" if score is None else (score.reason or score.status)
+        # Model output is untrusted text: Text() keeps rich from reading it as markup.
+        table.add_row(
+            Text(r.sample_id), Text(r.variant), Text(text[:300]), value, Text(reason[:200])
+        )
+    console.print(table)

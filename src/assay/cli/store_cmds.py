@@ -1,0 +1,113 @@
+"""``assay runs``, ``assay show`` and ``assay compare``: read the run store, never write it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from assay.cli import options as o
+
+SHOW_HELP = """Summarise a run (the same table as when it ran); --samples adds every response.
+
+  assay show 20261128-101500-a1b2c3 --samples --failures
+"""
+
+COMPARE_HELP = """Compare two runs on the same dataset, sample by sample (e.g. before/after a
+prompt change), with a paired bootstrap CI and a paired significance test.
+
+  assay compare RUN_A RUN_B
+  assay compare RUN_A RUN_B --variant-a local/smollm2 --variant-b local/smollm2
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs", help="List runs in the store, newest first.")(runs_command)
+    app.command("show", help=SHOW_HELP)(show_command)
+    app.command("compare", help=COMPARE_HELP)(compare_command)
+
+
+def runs_command(
+    store: Path | None = o.STORE,
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs to list."),
+    json_out: bool = o.JSON_OUT,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from assay.store.runstore import RunStore
+
+    runs = RunStore.open(store).list_runs(limit)
+    rows = [_run_row(r.model_dump()) for r in runs]
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Runs", title_justify="left")
+    for col in ("id", "kind", "status", "created", "models", "data"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("id", "kind", "status", "created", "models", "data")))
+    Console().print(table)
+
+
+def _run_row(run: dict[str, object]) -> dict[str, object]:
+    import time
+
+    config = run["config"]
+    assert isinstance(config, dict)
+    variants = config.get("variants", [])
+    created = run["created_at"]
+    assert isinstance(created, float)
+    return {
+        "id": run["id"],
+        "kind": run["kind"],
+        "status": run["status"],
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)),
+        "models": ", ".join(sorted({v["model"] for v in variants})),
+        "data": config.get("run", {}).get("data", ""),
+    }
+
+
+def show_command(
+    run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
+    store: Path | None = o.STORE,
+    samples: bool = typer.Option(False, "--samples", help="List every response and score."),
+    failures: bool = typer.Option(False, "--failures", help="With --samples: only low scores."),
+    json_out: bool = o.JSON_OUT,
+) -> None:
+    from assay.bench.runner import analyse
+    from assay.cli import render
+    from assay.store.runstore import RunStore
+
+    run_store = RunStore.open(store)
+    run = run_store.get_run(run_id)
+    if run.kind == "optimize":
+        from assay.cli.optimize_render import show_optimize
+
+        show_optimize(run_store, run.id, as_json=json_out)
+        return
+    report = analyse(run_store, run.id)
+    render.run_report(report, as_json=json_out)
+    if samples and not json_out:
+        render.samples_table(run_store.results(run.id), report.primary_metric, failures)
+
+
+def compare_command(
+    run_a: str = typer.Argument(..., help="Baseline run id."),
+    run_b: str = typer.Argument(..., help="Run to compare with it."),
+    variant_a: str | None = typer.Option(None, "--variant-a", help="Variant of run A."),
+    variant_b: str | None = typer.Option(None, "--variant-b", help="Variant of run B."),
+    store: Path | None = o.STORE,
+    json_out: bool = o.JSON_OUT,
+) -> None:
+    from assay.bench.runs_compare import compare_runs
+    from assay.store.runstore import RunStore
+
+    result = compare_runs(RunStore.open(store), run_a, run_b, variant_a, variant_b)
+    if json_out:
+        print(result.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(result.sentence())

@@ -1,0 +1,681 @@
+"""Load a user's dataset into Samples, whatever common shape it comes in.
+
+Formats, detected from the extension and the first record:
+
+- ``messages``: ``{"messages": [{"role", "content"}, ...]}``; a final assistant turn is the
+  reference. OpenAI-evals rows (``{"input": [messages], "ideal": ...}``) are read the same way,
+  and an explicit ``ideal`` is the reference (the messages are then kept as given).
+- ``alpaca``: ``instruction``, optional ``input`` and ``output`` (the reference).
+- ``sharegpt``: ``{"conversations": [{"from": "human"|"gpt"|"system", "value"}]}``; a final
+  ``gpt`` turn is the reference.
+- ``flat``: any other JSON object; the input and reference fields are named by a
+  :class:`FieldMapping` or guessed from common names.
+- ``csv``: a header row, then flat rows (``.tsv`` is read the same way with tabs).
+
+Every problem is a :class:`DataError` located as ``file:line``, the real line in the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from assay.errors import DataError, UserInputError
+from assay.records import Message, Sample
+
+INPUT_NAMES = ("input", "text", "question", "prompt", "review", "document", "sentence", "query")
+REFERENCE_NAMES = (
+    "ideal",
+    "output",
+    "answer",
+    "label",
+    "reference",
+    "expected",
+    "target",
+    "completion",
+    "summary",
+)
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+}
+# The key that marks each structured format, for "mixed formats" messages.
+FORMAT_KEYS = {"messages": "messages", "alpaca": "instruction", "sharegpt": "conversations"}
+
+Row = dict[str, Any]
+MISSING = object()
+
+
+class FieldMapping(BaseModel):
+    """Which fields of a flat record hold the input and the reference (dotted for nesting)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_field: str | None = None
+    output_field: str | None = None
+
+
+class Dataset(BaseModel):
+    path: str
+    format: str
+    samples: list[Sample]
+    fields: list[str]
+    content_hash: str
+    input_field: str | None = None
+    reference_field: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def n_with_reference(self) -> int:
+        return sum(1 for s in self.samples if s.reference is not None)
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(self.samples) and self.n_with_reference == len(self.samples)
+
+
+@dataclass(frozen=True)
+class _FlatFields:
+    input: str
+    reference: str | None
+    reference_required: bool
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    path: str
+    format: str
+    first_line: int
+    flat: _FlatFields | None = None
+    mapped: bool = False
+
+    def error(self, line: int | None, problem: str, hint: str | None = None) -> DataError:
+        return DataError(self.path, line, problem, hint)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Dataset:
+    """Read and validate every row of ``path``; the first bad row raises a DataError."""
+    p = Path(path)
+    data = _read_bytes(p)
+    text = _decode(data, str(p))
+    rows, header_line = _parse_rows(p, text)
+    ctx = _make_context(p, rows, header_line, mapping)
+    samples = [_read_row(ctx, line, row) for line, row in rows]
+    _check_unique_ids(ctx, samples)
+    return Dataset(
+        path=str(p),
+        format=ctx.format,
+        samples=samples,
+        fields=_field_names(s.fields for s in samples),
+        content_hash=hashlib.sha256(data).hexdigest(),
+        input_field=ctx.flat.input if ctx.flat else None,
+        reference_field=_reference_field(ctx),
+    )
+
+
+def get_path(obj: Mapping[str, Any], dotted: str) -> Any:
+    """``obj[dotted]`` if that key exists, else a walk down nested objects; MISSING if absent."""
+    if dotted in obj:
+        return obj[dotted]
+    value: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def _reference_field(ctx: _Ctx) -> str | None:
+    if ctx.flat:
+        return ctx.flat.reference
+    return "output" if ctx.format == "alpaca" else None
+
+
+# ---------------------------------------------------------------- bytes and text
+
+
+def _read_bytes(p: Path) -> bytes:
+    if p.is_dir():
+        raise DataError(str(p), None, "is a directory, not a dataset file", _FORMATS_HINT)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(str(p), None, "file not found", "check the path") from None
+    except OSError as exc:
+        raise DataError(str(p), None, f"cannot read the file: {exc.strerror}") from None
+
+
+def _decode(data: bytes, path: str) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(path, None, "the file is UTF-16", "re-encode it as UTF-8")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            path,
+            line,
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column})",
+            "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out",
+        ) from None
+
+
+# ---------------------------------------------------------------- rows with line numbers
+
+_FORMATS_HINT = "give a .jsonl, .json or .csv file"
+
+
+def _parse_rows(p: Path, text: str) -> tuple[list[tuple[int, Row]], int | None]:
+    """The records with their line numbers, and the line of the CSV header if there is one."""
+    if not text.strip():
+        problem = "the file is empty" if not text else "the file has only blank lines"
+        raise DataError(str(p), None, problem, "add one record per line")
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return _csv_rows(str(p), text, "\t" if suffix == ".tsv" else ",")
+    if suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and text.lstrip()[0] == "["):
+        return _json_rows(str(p), text), None
+    if suffix in (".jsonl", ".ndjson") or text.lstrip()[0] == "{":
+        return _jsonl_rows(str(p), text), None
+    raise DataError(str(p), None, f"unknown dataset format '{p.suffix}'", _FORMATS_HINT)
+
+
+def _jsonl_rows(path: str, text: str) -> list[tuple[int, Row]]:
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line breaks.
+    rows = []
+    for line, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                path,
+                line,
+                f"invalid JSON: {exc.msg} (column {exc.colno})",
+                "each line must be one complete JSON object",
+            ) from None
+        rows.append((line, _as_object(path, line, value)))
+    return rows
+
+
+def _json_rows(path: str, text: str) -> list[tuple[int, Row]]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            return _jsonl_rows(path, text)  # a JSONL file named .json
+        problem = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        raise DataError(path, exc.lineno, problem) from None
+    if not isinstance(value, list):
+        raise DataError(
+            path,
+            1,
+            f"expected a list of records, got {_type_name(value)}",
+            "use [ {...}, {...} ] or JSONL with one object per line",
+        )
+    if not value:
+        raise DataError(path, None, "the list of records is empty")
+    return [(line, _as_object(path, line, item)) for line, item in _array_items(text)]
+
+
+def _array_items(text: str) -> Iterator[tuple[int, Any]]:
+    """Items of a valid top-level JSON array, each with the line it starts on."""
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    while True:
+        pos = _skip_space(text, pos)
+        if text[pos] == "]":
+            return
+        item, end = decoder.raw_decode(text, pos)
+        yield text.count("\n", 0, pos) + 1, item
+        pos = _skip_space(text, end)
+        if text[pos] == ",":
+            pos += 1
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _as_object(path: str, line: int, value: Any) -> Row:
+    if not isinstance(value, dict):
+        raise DataError(
+            path, line, f"expected a JSON object, got {_type_name(value)}", 'use {"field": ...}'
+        )
+    return value
+
+
+def _csv_rows(path: str, text: str, delimiter: str) -> tuple[list[tuple[int, Row]], int]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header, header_line = _csv_header(path, reader)
+    rows: list[tuple[int, Row]] = []
+    start = reader.line_num + 1
+    for values in _csv_records(path, reader):
+        if values:
+            rows.append((start, _csv_record(path, start, header, header_line, values)))
+        start = reader.line_num + 1
+    if not rows:
+        raise DataError(path, header_line, "no rows after the header", "add one row per sample")
+    return rows, header_line
+
+
+def _csv_records(path: str, reader: Any) -> Iterator[list[str]]:
+    while True:
+        try:
+            values: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(path, reader.line_num, f"bad CSV: {exc}") from None
+        yield values
+
+
+def _csv_header(path: str, reader: Any) -> tuple[list[str], int]:
+    header = next((h for h in _csv_records(path, reader) if h), [])
+    line = reader.line_num
+    for i, name in enumerate(header, start=1):
+        if not name.strip():
+            raise DataError(path, line, f"column {i} of the header has no name", _CSV_HEADER_HINT)
+    duplicates = sorted({n for n in header if header.count(n) > 1})
+    if duplicates:
+        raise DataError(path, line, f"duplicate column names: {', '.join(duplicates)}")
+    return [h.strip() for h in header], line
+
+
+_CSV_HEADER_HINT = "the first line must be a header row naming every column"
+
+
+def _csv_record(
+    path: str, line: int, header: list[str], header_line: int, values: list[str]
+) -> Row:
+    if len(values) != len(header):
+        raise DataError(
+            path,
+            line,
+            f"row has {_count(len(values), 'value')} but the header (line {header_line}) "
+            f"has {len(header)} columns",
+            "quote values that contain the delimiter or a line break",
+        )
+    return dict(zip(header, values, strict=True))
+
+
+# ---------------------------------------------------------------- format detection
+
+
+def _detect_row_format(row: Row) -> str:
+    if "messages" in row or isinstance(row.get("input"), list):
+        return "messages"
+    if "conversations" in row:
+        return "sharegpt"
+    if "instruction" in row:
+        return "alpaca"
+    return "flat"
+
+
+def _make_context(
+    p: Path, rows: list[tuple[int, Row]], header_line: int | None, mapping: FieldMapping | None
+) -> _Ctx:
+    first_line, first = rows[0]
+    is_csv = header_line is not None
+    mapped = mapping is not None and bool(mapping.input_field or mapping.output_field)
+    fmt = "flat" if mapped or is_csv else _detect_row_format(first)
+    if fmt != "flat":
+        return _Ctx(str(p), fmt, first_line)
+    line = header_line or first_line
+    flat = _resolve_flat_fields(str(p), line, first, mapping or FieldMapping(), is_csv)
+    if header_line is not None:
+        _check_columns(str(p), header_line, first, flat)
+    return _Ctx(str(p), "csv" if is_csv else "flat", first_line, flat, mapped)
+
+
+def _resolve_flat_fields(
+    path: str, line: int, row: Row, mapping: FieldMapping, is_csv: bool
+) -> _FlatFields:
+    if mapping.input_field and mapping.input_field == mapping.output_field:
+        raise UserInputError(
+            f"--input-field and --output-field are both '{mapping.input_field}'",
+            "the reference must be a different field from the input",
+        )
+    input_field = mapping.input_field or _guess(row, INPUT_NAMES)
+    if input_field is None:
+        hint = f"name it with --input-field (looked for {', '.join(INPUT_NAMES)})"
+        if is_csv:
+            hint = f"is line {line} the header row? {hint}"
+        raise DataError(path, line, f"no input field found among: {_names(row)}", hint)
+    reference = mapping.output_field or _guess(row, REFERENCE_NAMES, exclude=input_field)
+    return _FlatFields(input_field, reference, reference_required=bool(mapping.output_field))
+
+
+def _check_columns(path: str, header_line: int, row: Row, flat: _FlatFields) -> None:
+    """A mapped column missing from a CSV header is reported once, at the header."""
+    wanted = [flat.input, flat.reference] if flat.reference_required else [flat.input]
+    for name in wanted:
+        if name is not None and get_path(row, name) is MISSING:
+            raise DataError(path, header_line, f"no column '{name}'", f"columns: {_names(row)}")
+
+
+def _guess(row: Row, names: tuple[str, ...], exclude: str | None = None) -> str | None:
+    by_lower = {k.lower(): k for k in reversed(list(row)) if k != exclude}
+    return next((by_lower[n] for n in names if n in by_lower), None)
+
+
+# ---------------------------------------------------------------- one reader per format
+
+
+def _read_row(ctx: _Ctx, line: int, row: Row) -> Sample:
+    _check_same_format(ctx, line, row)
+    readers: dict[str, Callable[[_Ctx, int, Row], Sample]] = {
+        "messages": _read_messages_row,
+        "alpaca": _read_alpaca_row,
+        "sharegpt": _read_sharegpt_row,
+    }
+    return readers.get(ctx.format, _read_flat_row)(ctx, line, row)
+
+
+def _check_same_format(ctx: _Ctx, line: int, row: Row) -> None:
+    if ctx.format == "csv" or ctx.mapped:
+        return  # every row of a CSV, or of a file read with a mapping, is flat
+    detected = _detect_row_format(row)
+    if detected == ctx.format:
+        return
+    if detected == "flat":
+        raise ctx.error(
+            line,
+            f"no '{FORMAT_KEYS[ctx.format]}' field, but line {ctx.first_line} is in "
+            f"{ctx.format} format",
+            f"fields in this row: {_names(row)}",
+        )
+    raise ctx.error(
+        line,
+        f"mixed formats: this row is {detected} but line {ctx.first_line} is {ctx.format}",
+        "use one format per file",
+    )
+
+
+def _read_messages_row(ctx: _Ctx, line: int, row: Row) -> Sample:
+    key = "messages" if "messages" in row else "input"
+    messages = _parse_messages(ctx, line, row[key], key)
+    reference = _reference_value(ctx, line, row.get("ideal"), "ideal")
+    if "ideal" not in row and messages[-1].role == "assistant":
+        reference = _reference_value(ctx, line, messages[-1].content, "final assistant turn")
+        messages = messages[:-1]
+    _check_has_user_turn(ctx, line, messages, key)
+    extra = {k: v for k, v in row.items() if k not in (key, "ideal", "metadata")}
+    fields = {**extra, "input": _user_text(messages)}
+    return _sample(ctx, line, row, tuple(messages), fields, reference)
+
+
+def _read_alpaca_row(ctx: _Ctx, line: int, row: Row) -> Sample:
+    instruction = _text_value(ctx, line, row["instruction"], "instruction")
+    extra = row.get("input")
+    context = "" if extra is None else _text_value(ctx, line, extra, "input", allow_empty=True)
+    user = f"{instruction}\n\n{context}" if context.strip() else instruction
+    reference = _reference_value(ctx, line, row.get("output"), "output")
+    fields = {**row, "input": context}
+    return _sample(ctx, line, row, (Message(role="user", content=user),), fields, reference)
+
+
+def _read_sharegpt_row(ctx: _Ctx, line: int, row: Row) -> Sample:
+    turns = _as_list(ctx, line, row["conversations"], "conversations")
+    messages = [_sharegpt_turn(ctx, line, i, t) for i, t in enumerate(turns, start=1)]
+    reference = None
+    if messages[-1].role == "assistant":
+        reference = _reference_value(ctx, line, messages[-1].content, "final gpt turn")
+        messages = messages[:-1]
+    _check_has_user_turn(ctx, line, messages, "conversations")
+    extra = {k: v for k, v in row.items() if k not in ("conversations", "metadata")}
+    fields = {**extra, "input": _user_text(messages)}
+    return _sample(ctx, line, row, tuple(messages), fields, reference)
+
+
+def _read_flat_row(ctx: _Ctx, line: int, row: Row) -> Sample:
+    assert ctx.flat is not None  # set by _make_context for flat and csv formats
+    raw_input = get_path(row, ctx.flat.input)
+    if raw_input is MISSING:
+        raise ctx.error(
+            line, f"no input field '{ctx.flat.input}'", f"fields in this row: {_names(row)}"
+        )
+    text = _text_value(ctx, line, raw_input, ctx.flat.input)
+    reference = None
+    if ctx.flat.reference is not None:
+        raw_ref = get_path(row, ctx.flat.reference)
+        if raw_ref is MISSING and ctx.flat.reference_required:
+            raise ctx.error(
+                line,
+                f"no reference field '{ctx.flat.reference}'",
+                f"fields in this row: {_names(row)}",
+            )
+        reference = _reference_value(ctx, line, _or_none(raw_ref), ctx.flat.reference)
+    return _sample(ctx, line, row, (Message(role="user", content=text),), row, reference)
+
+
+# ---------------------------------------------------------------- value checks
+
+
+def _parse_messages(ctx: _Ctx, line: int, value: Any, key: str) -> list[Message]:
+    items = _as_list(ctx, line, value, key)
+    return [_message(ctx, line, i, item) for i, item in enumerate(items, start=1)]
+
+
+def _as_list(ctx: _Ctx, line: int, value: Any, key: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ctx.error(
+            line,
+            f"'{key}' must be a list of turns, got {_type_name(value)}",
+            '[{"role": "user", "content": "..."}]'
+            if key != "conversations"
+            else '[{"from": "human", "value": "..."}]',
+        )
+    if not value:
+        raise ctx.error(line, f"'{key}' is empty", "give at least one user turn")
+    return value
+
+
+def _message(ctx: _Ctx, line: int, index: int, item: Any) -> Message:
+    if not isinstance(item, dict):
+        raise ctx.error(line, f"message {index} is {_type_name(item)}, not an object")
+    if "role" not in item:
+        raise ctx.error(line, f"message {index} has no 'role'", _MESSAGE_HINT)
+    role = ROLES.get(str(item["role"]))
+    if role is None:
+        raise ctx.error(
+            line,
+            f"message {index} has unknown role {item['role']!r}",
+            "use system, user or assistant",
+        )
+    if "content" not in item:
+        raise ctx.error(line, f"message {index} has no 'content'", _MESSAGE_HINT)
+    content = _content_text(ctx, line, index, item["content"])
+    return Message.model_validate({"role": role, "content": content})
+
+
+_MESSAGE_HINT = 'each message needs "role" and "content"'
+
+
+def _content_text(ctx: _Ctx, line: int, index: int, content: Any) -> str:
+    """A string, or OpenAI's list of text parts joined; anything else is refused."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else None
+    if parts and all(isinstance(p, dict) and p.get("type") == "text" for p in parts):
+        return "".join(str(p.get("text", "")) for p in parts)
+    raise ctx.error(
+        line,
+        f"message {index} content must be a string, got {_type_name(content)}",
+        "only text content is supported",
+    )
+
+
+def _sharegpt_turn(ctx: _Ctx, line: int, index: int, turn: Any) -> Message:
+    if not isinstance(turn, dict):
+        raise ctx.error(line, f"turn {index} is {_type_name(turn)}, not an object")
+    role = SHAREGPT_ROLES.get(str(turn.get("from")))
+    if role is None:
+        raise ctx.error(
+            line,
+            f"turn {index} has unknown 'from' value {turn.get('from')!r}",
+            "use human, gpt or system",
+        )
+    value = turn.get("value")
+    if not isinstance(value, str):
+        raise ctx.error(line, f"turn {index} 'value' must be a string, got {_type_name(value)}")
+    return Message.model_validate({"role": role, "content": value})
+
+
+def _check_has_user_turn(ctx: _Ctx, line: int, messages: list[Message], key: str) -> None:
+    if not any(m.role == "user" for m in messages):
+        raise ctx.error(
+            line,
+            f"'{key}' has no user turn to send",
+            "add a user turn (a final assistant turn is taken as the reference)",
+        )
+
+
+def _text_value(ctx: _Ctx, line: int, value: Any, name: str, allow_empty: bool = False) -> str:
+    if isinstance(value, int | float):  # bool included: json writes true/false
+        value = json.dumps(value)
+    if not isinstance(value, str):
+        raise ctx.error(
+            line,
+            f"field '{name}' must be text, got {_type_name(value)}",
+            "point --input-field at a text field (dotted for nested: meta.text)",
+        )
+    if not allow_empty and not value.strip():
+        raise ctx.error(line, f"field '{name}' is empty", "fill it or remove the row")
+    return value
+
+
+def _reference_value(ctx: _Ctx, line: int, value: Any, name: str) -> str | None:
+    """Text, with numbers and booleans as JSON writes them; null or blank means no reference."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]  # OpenAI evals allow a list of acceptable answers
+    if value is None:
+        return None
+    if isinstance(value, int | float):  # bool included: json writes true/false
+        return json.dumps(value)
+    if not isinstance(value, str):
+        raise ctx.error(
+            line,
+            f"reference '{name}' must be a string, number or boolean, got {_type_name(value)}",
+            "Assay compares each response with one reference text",
+        )
+    return value if value.strip() else None
+
+
+def _or_none(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _user_text(messages: list[Message]) -> str:
+    return "\n\n".join(m.content for m in messages if m.role == "user")
+
+
+# ---------------------------------------------------------------- the Sample
+
+
+def _sample(
+    ctx: _Ctx,
+    line: int,
+    row: Row,
+    messages: tuple[Message, ...],
+    fields: dict[str, Any],
+    reference: str | None,
+) -> Sample:
+    return Sample(
+        id=_sample_id(ctx, line, row),
+        line=line,
+        messages=messages,
+        fields=fields,
+        reference=reference,
+        metadata=_metadata(ctx, line, row),
+    )
+
+
+def _sample_id(ctx: _Ctx, line: int, row: Row) -> str:
+    value = row.get("id")
+    if value is None or value == "":
+        return str(line)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ctx.error(line, f"'id' must be a string or an integer, got {_type_name(value)}")
+    return str(value)
+
+
+def _metadata(ctx: _Ctx, line: int, row: Row) -> dict[str, Any]:
+    value = row.get("metadata")
+    if value is None or ctx.format == "csv":
+        return {}  # a CSV cell is text; a "metadata" column stays an ordinary field
+    if not isinstance(value, dict):
+        raise ctx.error(line, f"'metadata' must be an object, got {_type_name(value)}")
+    return value
+
+
+def _check_unique_ids(ctx: _Ctx, samples: list[Sample]) -> None:
+    seen: dict[str, int] = {}
+    for sample in samples:
+        if sample.id in seen:
+            raise ctx.error(
+                sample.line,
+                f"duplicate id '{sample.id}' (first on line {seen[sample.id]})",
+                "every row needs a unique id",
+            )
+        seen[sample.id] = sample.line
+
+
+# ---------------------------------------------------------------- names for messages
+
+
+def _field_names(all_fields: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every field path seen, nested objects as dotted paths, in first-seen order."""
+    names: dict[str, None] = {}
+    for fields in all_fields:
+        for name in _paths(fields, ""):
+            names.setdefault(name, None)
+    return list(names)
+
+
+def _paths(obj: Mapping[str, Any], prefix: str) -> Iterator[str]:
+    for key, value in obj.items():
+        yield prefix + key
+        if isinstance(value, Mapping):
+            yield from _paths(value, f"{prefix}{key}.")
+
+
+def _names(row: Mapping[str, Any]) -> str:
+    return ", ".join(_paths(row, "")) or "(none)"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

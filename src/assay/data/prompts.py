@@ -1,0 +1,145 @@
+"""Prompt templates: a system prompt, or a user template with ``{{field}}`` slots.
+
+Only ``{{ name }}`` with a valid (optionally dotted) name is a slot. Every other brace —
+``{}``, ``{{ 1 + 1 }}``, a JSON example, a backslash — stays literal text; ``str.format`` is never
+used, because a rubric or prompt containing ``{}`` must not crash or change a run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from assay.data.datasets import MISSING, Dataset, get_path
+from assay.errors import DataError
+from assay.records import Message, Sample, sha256_text
+
+SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
+
+
+class PromptTemplate(BaseModel):
+    """The prompt under test. ``text`` is exactly what is hashed, rendered and saved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    path: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str, path: str | None = None) -> PromptTemplate:
+        return cls(text=text, path=path)
+
+    @property
+    def slots(self) -> list[str]:
+        """Slot names in order of first appearance, each once."""
+        return list(dict.fromkeys(m.group(1) for m in SLOT.finditer(self.text)))
+
+    @property
+    def hash(self) -> str:
+        return sha256_text(self.text)
+
+    @property
+    def is_template(self) -> bool:
+        return bool(self.slots)
+
+    def fill(self, fields: Mapping[str, Any]) -> str:
+        """The text with every slot replaced by its field; a missing field is a DataError."""
+        return SLOT.sub(lambda m: self._slot_value(fields, m.group(1)), self.text)
+
+    def render(self, sample: Sample) -> tuple[Message, ...]:
+        """The messages to send for ``sample``.
+
+        Without slots the text is a system prompt placed before the sample's own messages. If
+        the sample brings its own system message, both are kept, the prompt's first: the prompt
+        under test frames the task and the row's instructions stay as the user wrote them.
+        With slots the filled text is the user message, after any system messages of the sample.
+        """
+        if not self.is_template:
+            return (Message(role="system", content=self.text), *sample.messages)
+        system = tuple(m for m in sample.messages if m.role == "system")
+        return (*system, Message(role="user", content=self.fill(sample.fields)))
+
+    def check_slots(self, dataset: Dataset) -> None:
+        """Fail before any model call if a slot has no field in some row, or leaks the answer."""
+        for slot in self.slots:
+            if slot == dataset.reference_field:
+                raise self._slot_error(
+                    slot,
+                    f"slot {{{{{slot}}}}} is the reference field of {dataset.path}",
+                    "filling it would show the model the answer; remove the slot",
+                )
+            missing = [s for s in dataset.samples if get_path(s.fields, slot) is MISSING]
+            if missing:
+                problem = _missing_problem(slot, dataset, missing)
+                raise self._slot_error(slot, problem, _available(dataset.fields))
+
+    def _slot_value(self, fields: Mapping[str, Any], name: str) -> str:
+        value = get_path(fields, name)
+        if value is MISSING:
+            raise self._slot_error(
+                name, f"slot {{{{{name}}}}} has no matching field", _available(list(fields))
+            )
+        return _as_text(value)
+
+    def _slot_error(self, slot: str, problem: str, hint: str | None) -> DataError:
+        return DataError(self.path or "<prompt>", self._slot_line(slot), problem, hint)
+
+    def _slot_line(self, slot: str) -> int | None:
+        for match in SLOT.finditer(self.text):
+            if match.group(1) == slot:
+                return self.text.count("\n", 0, match.start()) + 1
+        return None
+
+
+def load_prompt(path: str | Path) -> PromptTemplate:
+    """Read a plain-text or Markdown prompt; surrounding whitespace is not part of it."""
+    p = Path(path)
+    text = _read_text(p).replace("\r\n", "\n").strip()
+    if not text:
+        raise DataError(str(p), None, "the prompt file is empty", "write the prompt in it")
+    return PromptTemplate(text=text, path=str(p))
+
+
+def _read_text(p: Path) -> str:
+    if p.is_dir():
+        raise DataError(str(p), None, "is a directory, not a prompt file")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(str(p), None, "prompt file not found", "check the path") from None
+    except OSError as exc:
+        raise DataError(str(p), None, f"cannot read the prompt file: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            str(p), line, "not valid UTF-8", "re-encode the prompt file as UTF-8"
+        ) from None
+
+
+def _missing_problem(slot: str, dataset: Dataset, missing: list[Sample]) -> str:
+    if len(missing) == len(dataset.samples):
+        return f"slot {{{{{slot}}}}} has no matching field in {dataset.path}"
+    first = missing[0]
+    return (
+        f"slot {{{{{slot}}}}} has no matching field in {dataset.path} line {first.line} "
+        f"({len(missing)} of {len(dataset.samples)} rows lack it)"
+    )
+
+
+def _available(names: list[str]) -> str:
+    return f"fields available: {', '.join(names)}" if names else "the rows have no fields"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False)

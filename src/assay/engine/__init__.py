@@ -1,0 +1,1 @@
+"""The engine: scheduling, limits, retries, cache, costs."""

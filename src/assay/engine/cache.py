@@ -1,0 +1,81 @@
+"""Content-addressed completion cache in SQLite, keyed by the full request."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from assay.records import Completion, ModelConfig, Request, canonical_json, sha256_text
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    key TEXT PRIMARY KEY,
+    completion TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+
+
+def cache_key(model: ModelConfig, request: Request) -> str:
+    """Everything that can change the reply is in the key; the API key never is."""
+    material = {
+        "provider": model.provider,
+        "model": model.model,
+        "base_url": model.base_url,
+        "model_params": model.params,
+        "messages": [m.model_dump() for m in request.messages],
+        "params": request.params.model_dump(),
+        "repeat": request.repeat,
+    }
+    return sha256_text(canonical_json(material))
+
+
+class ResponseCache:
+    """Safe for several processes at once (WAL, busy timeout) and for threads (one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute(SCHEMA)
+        self._db.commit()
+        self.corrupt_entries = 0
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT completion, checksum FROM completions WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        text, checksum = row
+        if sha256_text(text) != checksum:
+            self._drop_corrupt(key)
+            return None
+        return Completion.model_validate_json(text).model_copy(update={"cached": True})
+
+    def put(self, key: str, completion: Completion) -> None:
+        text = completion.model_copy(update={"cached": False}).model_dump_json()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?)",
+                (key, text, sha256_text(text), time.time()),
+            )
+            self._db.commit()
+
+    def _drop_corrupt(self, key: str) -> None:
+        # A damaged entry is never used: it is deleted and the call is made again.
+        self.corrupt_entries += 1
+        with self._lock:
+            self._db.execute("DELETE FROM completions WHERE key = ?", (key,))
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,200 @@
+"""The engine: the only place that schedules model calls.
+
+Cache in front of providers; one global concurrency limit plus per-provider limits; one retry
+policy; one timeout policy; usage and cost accounting behind. Budgets are enforced here by
+reserving a worst-case estimate before each call, so concurrent calls cannot overshoot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assay.engine.accounting import Accounting
+from assay.engine.cache import ResponseCache, cache_key
+from assay.engine.pricing import PriceTable, cost_usd
+from assay.engine.retry import RetryPolicy
+from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
+from assay.providers import make_provider
+from assay.providers.base import Provider
+from assay.records import Completion, ModelConfig, Request, canonical_json
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_calls: int | None = Field(default=None, ge=0)
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    concurrency: int = Field(default=16, ge=1)
+    provider_concurrency: dict[str, int] = Field(default_factory=dict)
+    timeout_s: float = Field(default=120.0, gt=0)
+    retry: RetryPolicy = RetryPolicy()
+    use_cache: bool = True
+    local_parallel: int = Field(default=4, ge=1)
+    budget: Budget = Budget()
+
+
+class _BudgetLedger:
+    """Spent plus reserved must stay within the budget; reservations settle on completion."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._lock = threading.Lock()
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self.calls = 0
+
+    def reserve(self, estimate_usd: float) -> None:
+        with self._lock:
+            b = self.budget
+            if b.max_calls is not None and self.calls + 1 > b.max_calls:
+                raise BudgetExceeded(f"Call budget reached ({b.max_calls} calls)")
+            total = self.spent_usd + self.reserved_usd + estimate_usd
+            if b.max_cost_usd is not None and total > b.max_cost_usd:
+                raise BudgetExceeded(
+                    f"Cost budget reached: ${self.spent_usd:.4f} spent, next call could cost "
+                    f"${estimate_usd:.4f}, limit ${b.max_cost_usd:.4f}"
+                )
+            self.calls += 1
+            self.reserved_usd += estimate_usd
+
+    def settle(self, estimate_usd: float, actual_usd: float | None) -> None:
+        with self._lock:
+            self.reserved_usd -= estimate_usd
+            self.spent_usd += actual_usd if actual_usd is not None else 0.0
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        prices: PriceTable | None = None,
+        cache: ResponseCache | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.prices = prices or PriceTable.bundled()
+        self.cache = cache if self.config.use_cache else None
+        self.accounting = Accounting()
+        self.ledger = _BudgetLedger(self.config.budget)
+        self._rng = rng or random.Random(0)
+        self._sleep = sleep
+        self._global = asyncio.Semaphore(self.config.concurrency)
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._providers: dict[tuple[Any, ...], Provider] = {}
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def complete(
+        self, model: ModelConfig, request: Request, *, purpose: str = "task"
+    ) -> Completion:
+        """Return a completion (from cache or provider) or raise a typed ProviderError."""
+        key = cache_key(model, request)
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            completion = self._priced(model, cached)
+        else:
+            completion = await self._call_with_retries(model, request, purpose)
+            completion = self._priced(model, completion)
+            if self.cache:
+                self.cache.put(key, completion)
+        self.accounting.record(purpose, model.label, completion)
+        return completion
+
+    async def _call_with_retries(
+        self, model: ModelConfig, request: Request, purpose: str
+    ) -> Completion:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._call_once(model, request)
+            except ProviderError as error:
+                self.accounting.record_failure(purpose, model.label)
+                if not self.config.retry.should_retry(error, attempt):
+                    raise
+                await self._sleep(self.config.retry.delay_s(error, attempt, self._rng))
+
+    async def _call_once(self, model: ModelConfig, request: Request) -> Completion:
+        estimate = self._estimate_cost(model, request)
+        self.ledger.reserve(estimate)
+        actual: float | None = None
+        try:
+            async with self._global, self._limit_for(model):
+                completion = await self._timed(self._provider(model), request)
+            actual = self._priced(model, completion).cost_usd
+            return completion
+        finally:
+            self.ledger.settle(estimate, actual)
+
+    async def _timed(self, provider: Provider, request: Request) -> Completion:
+        try:
+            return await asyncio.wait_for(provider.complete(request), self.config.timeout_s)
+        except TimeoutError:
+            raise RequestTimeoutError(f"No reply within {self.config.timeout_s:g} s") from None
+
+    def _priced(self, model: ModelConfig, completion: Completion) -> Completion:
+        price = self.prices.lookup(model)
+        cost = cost_usd(price, completion.input_tokens, completion.output_tokens)
+        return completion.model_copy(update={"cost_usd": cost})
+
+    def _estimate_cost(self, model: ModelConfig, request: Request) -> float:
+        """A deliberately high estimate: ~3 characters a token, the full max_tokens."""
+        price = self.prices.lookup(model)
+        if price is None:
+            return 0.0
+        chars = sum(len(m.content) for m in request.messages)
+        input_tokens = chars // 3 + 8 * len(request.messages) + 16
+        output_tokens = request.params.max_tokens or 4096
+        return cost_usd(price, input_tokens, output_tokens) or 0.0
+
+    def _limit_for(self, model: ModelConfig) -> asyncio.Semaphore:
+        if model.provider not in self._limits:
+            default = self.config.local_parallel if model.is_local else self.config.concurrency
+            limit = self.config.provider_concurrency.get(model.provider, default)
+            self._limits[model.provider] = asyncio.Semaphore(limit)
+        return self._limits[model.provider]
+
+    def _provider(self, model: ModelConfig) -> Provider:
+        key = (
+            model.provider,
+            model.model,
+            model.base_url,
+            model.api_key_env,
+            canonical_json(model.params),
+        )
+        if key not in self._providers:
+            self._providers[key] = make_provider(
+                model,
+                timeout_s=self.config.timeout_s,
+                max_connections=self.config.concurrency,
+                local_parallel=self.config.local_parallel,
+            )
+        return self._providers[key]
+
+    def provider_for(self, model: ModelConfig) -> Provider:
+        """The provider instance the engine uses (tests reach the local HTTP endpoint with it)."""
+        return self._provider(model)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()

@@ -1,0 +1,95 @@
+"""Anthropic models through the native ``anthropic`` SDK (imported lazily)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from assay.errors import ProviderError, ProviderUnavailableError
+from assay.providers.openai_compat import _map_status, _retry_after
+from assay.providers.specs import api_key_for
+from assay.records import Completion, ModelConfig, Request
+
+DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens on every call
+
+
+def _import_anthropic() -> Any:
+    try:
+        import anthropic
+    except ImportError:  # pragma: no cover - anthropic is a hard dependency
+        raise ProviderError("The anthropic package is missing", "pip install anthropic") from None
+    return anthropic
+
+
+class AnthropicProvider:
+    def __init__(self, model: ModelConfig, *, timeout_s: float, max_connections: int) -> None:
+        anthropic = _import_anthropic()
+        self.model = model
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key_for(model) or "not-needed",
+            base_url=model.base_url,
+            max_retries=0,
+            timeout=timeout_s,
+        )
+
+    async def complete(self, request: Request) -> Completion:
+        anthropic = _import_anthropic()
+        started = time.perf_counter()
+        try:
+            response = await self._client.messages.create(**self._body(request))
+        except anthropic.APIError as exc:
+            raise self._map_error(exc, anthropic) from exc
+        return _completion(response, time.perf_counter() - started, self.model.model)
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        body: dict[str, Any] = {
+            "model": self.model.model,
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+            "max_tokens": p.max_tokens or DEFAULT_MAX_TOKENS,
+            "temperature": p.temperature,
+        }
+        optional = {
+            "system": system or None,
+            "top_p": p.top_p,
+            "stop_sequences": list(p.stop) if p.stop else None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        extra = {**self.model.params, **p.extra}
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    def _map_error(self, exc: Exception, anthropic: Any) -> ProviderError:
+        where = f"{self.model.spec} at {self.model.base_url}"
+        if isinstance(exc, anthropic.APITimeoutError):
+            from assay.errors import RequestTimeoutError
+
+            return RequestTimeoutError(f"{where}: request timed out")
+        if isinstance(exc, anthropic.APIConnectionError):
+            return ProviderUnavailableError(f"{where}: connection failed")
+        status = getattr(exc, "status_code", None)
+        if status == 529:  # Anthropic's "overloaded"
+            return ProviderUnavailableError(f"{where}: overloaded", _retry_after(exc))
+        return _map_status(status, f"{where}: {exc}", exc, self.model)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _completion(response: Any, latency_s: float, requested: str) -> Completion:
+    text = "".join(getattr(block, "text", "") for block in response.content if block.type == "text")
+    usage = response.usage
+    return Completion(
+        text=text,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        latency_s=latency_s,
+        model_served=str(response.model or requested),
+        finish_reason=response.stop_reason,
+    )

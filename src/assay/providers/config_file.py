@@ -1,0 +1,70 @@
+"""The models config file (YAML, JSON or TOML): spec, label, base_url, key env var, price."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assay.errors import UserInputError
+from assay.providers.specs import resolve_model
+from assay.records import ModelConfig, Price
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str
+    label: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+
+
+def load_models_config(path: str | Path) -> list[ModelConfig]:
+    """``models: [{spec: openai/gpt-4o-mini, label: mini, price: {...}}, ...]``."""
+    p = Path(path)
+    data = _parse(p)
+    entries = data.get("models") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise UserInputError(f"{p}: no models found", "write a list under the key 'models'")
+    return [_entry(p, i, raw) for i, raw in enumerate(entries, start=1)]
+
+
+def _parse(p: Path) -> Any:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"Cannot read models config {p}: {exc.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        if p.suffix == ".toml":
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # each parser has its own error type
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserInputError(f"{p}: not valid {p.suffix.lstrip('.') or 'JSON'} ({first})") from None
+
+
+def _entry(p: Path, index: int, raw: Any) -> ModelConfig:
+    try:
+        entry = ModelEntry.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise UserInputError(f"{p}: model #{index}: {where}: {err['msg']}") from None
+    return resolve_model(
+        entry.spec,
+        base_url=entry.base_url,
+        label=entry.label,
+        api_key_env=entry.api_key_env,
+        params=entry.params,
+        price=entry.price,
+    )

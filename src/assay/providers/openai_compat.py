@@ -1,0 +1,157 @@
+"""Every OpenAI-compatible endpoint through the official ``openai`` SDK (imported lazily)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from assay.errors import (
+    AuthError,
+    BadRequestError,
+    ContextLengthError,
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitError,
+    RequestTimeoutError,
+)
+from assay.providers.specs import api_key_for
+from assay.records import Completion, ModelConfig, Request
+
+CONTEXT_MARKERS = (
+    "context_length",
+    "context length",
+    "maximum context",
+    "too many tokens",
+    "exceed_context",
+    "context size",
+)
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai is a hard dependency
+        raise ProviderError("The openai package is missing", "pip install openai") from None
+    return openai
+
+
+class OpenAICompatProvider:
+    """One model on one OpenAI-compatible endpoint. SDK retries are off: the engine retries."""
+
+    def __init__(self, model: ModelConfig, *, timeout_s: float, max_connections: int) -> None:
+        openai = _import_openai()
+        self.model = model
+        self._client: Any = openai.AsyncOpenAI(
+            api_key=api_key_for(model) or "not-needed",
+            base_url=model.base_url,
+            max_retries=0,
+            timeout=timeout_s,
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=_limits(max_connections), timeout=timeout_s
+            ),
+        )
+
+    async def complete(self, request: Request) -> Completion:
+        openai = _import_openai()
+        started = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(**self._body(request))
+        except openai.APIError as exc:
+            raise map_openai_error(exc, self.model) from exc
+        return _completion(response, time.perf_counter() - started, self.model.model)
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {
+            "model": self.model.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": p.temperature,
+        }
+        optional = {
+            "max_tokens": p.max_tokens,
+            "top_p": p.top_p,
+            "seed": p.seed,
+            "stop": list(p.stop) if p.stop else None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        extra = {**self.model.params, **p.extra}
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _limits(max_connections: int) -> Any:
+    import httpx
+
+    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+
+def _completion(response: Any, latency_s: float, requested: str) -> Completion:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise ProviderUnavailableError("The endpoint returned a reply with no choices")
+    choice = choices[0]
+    usage = getattr(response, "usage", None)
+    details = getattr(usage, "completion_tokens_details", None) if usage else None
+    return Completion(
+        text=(choice.message.content or "") if choice.message else "",
+        input_tokens=getattr(usage, "prompt_tokens", None) if usage else None,
+        output_tokens=getattr(usage, "completion_tokens", None) if usage else None,
+        reasoning_tokens=getattr(details, "reasoning_tokens", None) if details else None,
+        latency_s=latency_s,
+        model_served=str(getattr(response, "model", None) or requested),
+        finish_reason=choice.finish_reason,
+    )
+
+
+def _retry_after(exc: Any) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
+    """Translate SDK exceptions into Assay's typed errors (the engine decides on retries)."""
+    openai = _import_openai()
+    where = f"{model.spec} at {model.base_url}"
+    message = _error_text(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return RequestTimeoutError(f"{where}: request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderUnavailableError(f"{where}: connection failed ({message})")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ProviderUnavailableError(f"{where}: unreadable reply ({message})")
+    status = getattr(exc, "status_code", None)
+    return _map_status(status, f"{where}: {message}", exc, model)
+
+
+def _map_status(status: int | None, text: str, exc: Exception, model: ModelConfig) -> ProviderError:
+    if status == 429:
+        return RateLimitError(text, _retry_after(exc))
+    if status in (401, 403):
+        return AuthError(text, model.api_key_env)
+    if status == 404:
+        return BadRequestError(text, "check the model name and --base-url")
+    if (status is not None and status >= 500) or status in (408, 409, 425):
+        return ProviderUnavailableError(text, _retry_after(exc))
+    if any(marker in text.lower() for marker in CONTEXT_MARKERS):
+        return ContextLengthError(text)
+    if status is None:
+        return ProviderUnavailableError(text)
+    return BadRequestError(text)
+
+
+def _error_text(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            code = inner.get("code")
+            return f"{inner['message']}" + (f" [{code}]" if code else "")
+    return str(getattr(exc, "message", None) or exc).splitlines()[0][:300]

@@ -1,0 +1,260 @@
+"""Statistics a team can decide from: means with bootstrap intervals, paired tests, Pareto fronts.
+
+Every random step uses a seeded ``numpy.random.Generator``, so the same inputs and seed give
+the same numbers. Unscored and error scores are excluded from means and counted next to them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel
+
+from assay.scoring.score import Score
+
+Floats = NDArray[np.float64]
+
+BOOTSTRAP_RESAMPLES = 2000
+PERMUTATION_RESAMPLES = 10000
+EXACT_PERMUTATION_MAX_N = 16
+_CHUNK_CELLS = 2_000_000  # bounds bootstrap memory: resamples x n per chunk
+_TIE_EPS = 1e-12
+
+
+class Aggregate(BaseModel):
+    """Mean of the scored items with a bootstrap percentile interval.
+
+    ``mean``/``std`` are None when nothing was scored; the interval is None with fewer than two
+    scored items (one value says nothing about spread). ``std`` is the sample (ddof=1) value.
+    """
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_scored: int
+    n_unscored: int
+    n_errors: int
+    std: float | None
+    confidence: float = 0.95
+
+    @property
+    def n_total(self) -> int:
+        return self.n_scored + self.n_unscored + self.n_errors
+
+
+def _bootstrap_means(values: Floats, resamples: int, rng: np.random.Generator) -> Floats:
+    n = len(values)
+    rows = max(1, _CHUNK_CELLS // n)
+    means: list[Floats] = []
+    for start in range(0, resamples, rows):
+        size = min(rows, resamples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        means.append(values[idx].mean(axis=1))
+    return np.concatenate(means)
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean; None with fewer than two values.
+
+    The interval is widened by float rounding only, so that it always contains the mean.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if len(arr) < 2:
+        return None
+    means = _bootstrap_means(arr, resamples, np.random.default_rng(seed))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    mean = float(arr.mean())
+    return min(float(low), mean), max(float(high), mean)
+
+
+def aggregate(
+    scores: Sequence[Score],
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+) -> Aggregate:
+    """Mean, interval and counts over scores; unscored and error items are only counted."""
+    values = [s.value for s in scores if s.is_scored and s.value is not None]
+    n_errors = sum(1 for s in scores if s.status == "error")
+    n_unscored = len(scores) - len(values) - n_errors
+    arr = np.asarray(values, dtype=np.float64)
+    ci = bootstrap_ci(values, confidence, resamples, seed)
+    return Aggregate(
+        mean=float(arr.mean()) if len(arr) else None,
+        ci_low=ci[0] if ci else None,
+        ci_high=ci[1] if ci else None,
+        n_scored=len(values),
+        n_unscored=n_unscored,
+        n_errors=n_errors,
+        std=float(arr.std(ddof=1)) if len(arr) >= 2 else None,
+        confidence=confidence,
+    )
+
+
+# --- paired comparison --------------------------------------------------------------------
+
+
+class PairedComparison(BaseModel):
+    """B against A on the same items (``diff = mean_b - mean_a``).
+
+    ``p_value`` comes from a two-sided paired sign-flip permutation test on the per-item
+    differences (exact for n <= 16, else 10,000 seeded random flips); all-zero differences
+    give p = 1. The interval is a paired bootstrap of the mean difference at ``1 - alpha``.
+    ``significant`` needs both p < alpha and an interval that excludes 0.
+    ``samples_needed`` is a rough number of paired items to detect the observed difference
+    at 80% power (normal approximation from the sd of the differences; never below the
+    smallest n at which the exact test can reach alpha); None when the difference is 0.
+    """
+
+    n: int
+    n_dropped: int = 0
+    mean_a: float | None
+    mean_b: float | None
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    significant: bool
+    samples_needed: int | None
+    alpha: float = 0.05
+    method: str = "paired sign-flip permutation test; paired bootstrap CI"
+
+
+def _is_number(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def _pairs(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[Floats, Floats]:
+    if len(a) != len(b):
+        raise ValueError(f"paired_compare needs equal lengths, got {len(a)} and {len(b)}")
+    kept = [(x, y) for x, y in zip(a, b, strict=True) if _is_number(x) and _is_number(y)]
+    xs = np.asarray([x for x, _ in kept], dtype=np.float64)
+    ys = np.asarray([y for _, y in kept], dtype=np.float64)
+    return xs, ys
+
+
+def _exact_sign_flip_p(diffs: Floats) -> float:
+    signs = np.asarray(list(itertools.product((1.0, -1.0), repeat=len(diffs))))
+    stats = np.abs(signs @ diffs) / len(diffs)
+    observed = abs(float(diffs.mean()))
+    return float(np.mean(stats >= observed - _TIE_EPS))
+
+
+def _random_sign_flip_p(diffs: Floats, resamples: int, rng: np.random.Generator) -> float:
+    observed = abs(float(diffs.mean()))
+    rows = max(1, _CHUNK_CELLS // len(diffs))
+    hits = 0
+    for start in range(0, resamples, rows):
+        size = min(rows, resamples - start)
+        signs = rng.choice(np.array([1.0, -1.0]), size=(size, len(diffs)))
+        hits += int(np.sum(np.abs(signs @ diffs) / len(diffs) >= observed - _TIE_EPS))
+    return (hits + 1) / (resamples + 1)
+
+
+def sign_flip_p_value(diffs: Sequence[float], seed: int = 0) -> float:
+    """Two-sided paired permutation test of mean(diffs) == 0. All-zero differences give 1."""
+    arr = np.asarray(diffs, dtype=np.float64)
+    if len(arr) == 0 or np.all(np.abs(arr) <= _TIE_EPS):
+        return 1.0
+    if len(arr) <= EXACT_PERMUTATION_MAX_N:
+        return _exact_sign_flip_p(arr)
+    return _random_sign_flip_p(arr, PERMUTATION_RESAMPLES, np.random.default_rng(seed))
+
+
+def min_n_for_exact_test(alpha: float) -> int:
+    """Smallest n at which the exact sign-flip test can give p < alpha (its p >= 2 / 2**n)."""
+    return math.floor(1.0 - math.log2(alpha)) + 1
+
+
+def samples_needed(diff: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Rough number of paired items to detect ``diff`` given the sd of the differences."""
+    if diff == 0:
+        return None
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
+    normal_n = math.ceil((z * sd / abs(diff)) ** 2)
+    return max(normal_n, min_n_for_exact_test(alpha))
+
+
+def paired_compare(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> PairedComparison:
+    """Compare B with A item by item (by position); items missing in either are dropped."""
+    xs, ys = _pairs(a, b)
+    n = len(xs)
+    if n == 0:
+        return PairedComparison(
+            n=0, n_dropped=len(a), mean_a=None, mean_b=None, diff=None, ci_low=None,
+            ci_high=None, p_value=None, significant=False, samples_needed=None, alpha=alpha,
+        )  # fmt: skip
+    diffs = ys - xs
+    diff = float(diffs.mean())
+    ci = bootstrap_ci(diffs.tolist(), confidence=1.0 - alpha, seed=seed)
+    p_value = sign_flip_p_value(diffs.tolist(), seed=seed)
+    excludes_zero = ci is not None and (ci[0] > 0.0 or ci[1] < 0.0)
+    sd = float(diffs.std(ddof=1)) if n >= 2 else 0.0
+    return PairedComparison(
+        n=n,
+        n_dropped=len(a) - n,
+        mean_a=float(xs.mean()),
+        mean_b=float(ys.mean()),
+        diff=diff,
+        ci_low=ci[0] if ci else None,
+        ci_high=ci[1] if ci else None,
+        p_value=p_value,
+        significant=excludes_zero and p_value < alpha,
+        samples_needed=samples_needed(diff, sd, alpha) if abs(diff) > _TIE_EPS else None,
+        alpha=alpha,
+    )
+
+
+# --- percentiles and Pareto ---------------------------------------------------------------
+
+
+def percentile(values: Sequence[float | None], q: float) -> float | None:
+    """The q-th percentile (0-100, linear interpolation) of the known values; None if none."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile q must be in [0, 100], got {q}")
+    known = [v for v in values if _is_number(v)]
+    if not known:
+        return None
+    return float(np.percentile(np.asarray(known, dtype=np.float64), q))
+
+
+def _dominates(p: tuple[float, float], q: tuple[float, float]) -> bool:
+    """p is at least as good as q on both axes and better on one (quality up, cost down)."""
+    return p[0] >= q[0] and p[1] <= q[1] and (p[0] > q[0] or p[1] < q[1])
+
+
+def pareto_front(points: Sequence[tuple[str, float | None, float | None]]) -> list[str]:
+    """Names of the points no other point dominates, maximising quality and minimising cost.
+
+    Points are ``(name, quality, cost)``. Points with an unknown (None or NaN) quality or cost
+    are left out. Exact ties are all kept. The result is ordered by cost, cheapest first
+    (then by quality, best first).
+    """
+    known = [
+        (name, float(quality), float(cost))
+        for name, quality, cost in points
+        if quality is not None and cost is not None and _is_number(quality) and _is_number(cost)
+    ]
+    front = [
+        (name, quality, cost)
+        for name, quality, cost in known
+        if not any(_dominates((q2, c2), (quality, cost)) for _, q2, c2 in known)
+    ]
+    front.sort(key=lambda point: (point[2], -point[1]))
+    return [name for name, _, _ in front]

@@ -1,0 +1,1 @@
+"""The run store (what happened) and where it lives."""

@@ -1,0 +1,87 @@
+"""Named schema migrations, applied in order, each once (recorded in ``_migrations``)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_runs_results_scores",
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            assay_version TEXT NOT NULL,
+            config TEXT NOT NULL,
+            summary TEXT
+        );
+        CREATE TABLE texts (
+            hash TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL
+        );
+        CREATE TABLE results (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            variant TEXT NOT NULL,
+            sample_id TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            completion TEXT,
+            error_kind TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, variant, sample_id, repeat)
+        );
+        CREATE TABLE scores (
+            run_id TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            sample_id TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            details TEXT NOT NULL,
+            PRIMARY KEY (run_id, variant, sample_id, repeat, metric),
+            FOREIGN KEY (run_id, variant, sample_id, repeat)
+                REFERENCES results(run_id, variant, sample_id, repeat)
+        );
+        """,
+    ),
+    (
+        "0002_optimize_iterations",
+        """
+        CREATE TABLE iterations (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            idx INTEGER NOT NULL,
+            record TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        );
+        """,
+    ),
+]
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; return the names applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with db:  # one transaction per migration: all of it or none
+            _apply(db, name, sql)
+        applied.append(name)
+    return applied
+
+
+def _apply(db: sqlite3.Connection, name: str, sql: str) -> None:
+    for statement in filter(str.strip, sql.split(";")):
+        db.execute(statement)
+    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))

@@ -1,0 +1,253 @@
+"""The run store: the append-only record of runs, results, scores and iterations (SQLite).
+
+Reports, the dashboard and ``assay runs/show/compare`` only read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from assay import __version__
+from assay.errors import UserInputError
+from assay.records import Completion, Request
+from assay.scoring.score import Score
+from assay.store.migrations import migrate
+
+STORE_ENV = "ASSAY_STORE"
+DEFAULT_STORE_DIR = ".assay"
+
+
+def store_dir(explicit: str | Path | None = None) -> Path:
+    """``--store PATH`` wins, then ``$ASSAY_STORE``, then ``.assay/`` in the working directory."""
+    return Path(explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR)
+
+
+class RunRecord(BaseModel):
+    id: str
+    kind: str
+    status: str
+    created_at: float
+    updated_at: float
+    assay_version: str
+    config: dict[str, Any]
+    summary: dict[str, Any] | None = None
+
+
+class ResultRecord(BaseModel):
+    """One call's outcome for one sample under one variant (a model, or a model + prompt)."""
+
+    run_id: str
+    variant: str
+    sample_id: str
+    repeat: int = 0
+    request: Request
+    completion: Completion | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    scores: dict[str, Score] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.variant, self.sample_id, self.repeat)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class RunStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            # WAL + NORMAL: a committed result survives a killed process without an fsync each
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            migrate(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise UserInputError(
+                f"Run store {path} is unreadable ({exc})", "move it aside or pass --store DIR"
+            ) from None
+
+    @classmethod
+    def open(cls, directory: str | Path | None = None) -> RunStore:
+        return cls(store_dir(directory) / "runs.sqlite")
+
+    def create_run(self, kind: str, config: dict[str, Any]) -> str:
+        run_id = new_run_id()
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, ?, ?, NULL)",
+                (run_id, kind, now, now, __version__, json.dumps(config, sort_keys=True)),
+            )
+        return run_id
+
+    def set_status(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, summary = COALESCE(?, summary) "
+                "WHERE id = ?",
+                (status, time.time(), json.dumps(summary) if summary is not None else None, run_id),
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY created_at DESC",
+                (run_id, f"{run_id}%"),
+            ).fetchall()
+        if not rows:
+            raise UserInputError(f"No run {run_id!r} in {self.path}", "list runs with: assay runs")
+        if len(rows) > 1 and rows[0][0] != run_id:
+            raise UserInputError(f"Run id {run_id!r} is ambiguous", "give more of the id")
+        return _run_record(rows[0])
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_run_record(r) for r in rows]
+
+    def save_text(self, kind: str, text: str, digest: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", (digest, kind, text))
+
+    def get_text(self, digest: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM texts WHERE hash = ?", (digest,)).fetchone()
+        return row[0] if row else None
+
+    def save_result(self, result: ResultRecord) -> None:
+        """The completion and its scores land in one transaction: both or neither."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _result_row(result),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_score_row(result, name, s) for name, s in result.scores.items()],
+            )
+
+    def results(self, run_id: str) -> list[ResultRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM results WHERE run_id = ? ORDER BY variant, sample_id, repeat",
+                (run_id,),
+            ).fetchall()
+            score_rows = self._db.execute(
+                "SELECT * FROM scores WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        scores: dict[tuple[str, str, int], dict[str, Score]] = {}
+        for r in score_rows:
+            scores.setdefault((r[1], r[2], r[3]), {})[r[4]] = Score(
+                value=r[5], status=r[6], reason=r[7], details=json.loads(r[8])
+            )
+        return [_result_record(r, scores.get((r[1], r[2], r[3]), {})) for r in rows]
+
+    def completed_keys(self, run_id: str) -> set[tuple[str, str, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT variant, sample_id, repeat FROM results WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        return {(r[0], r[1], r[2]) for r in rows}
+
+    def save_iteration(self, run_id: str, idx: int, record: dict[str, Any]) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO iterations VALUES (?, ?, ?, ?)",
+                (run_id, idx, json.dumps(record), time.time()),
+            )
+
+    def iterations(self, run_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT record FROM iterations WHERE run_id = ? ORDER BY idx", (run_id,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own check plus the store's invariants; empty when all is well."""
+        with self._lock:
+            problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            orphans = self._db.execute(
+                "SELECT COUNT(*) FROM results WHERE run_id NOT IN (SELECT id FROM runs)"
+            ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} results belong to no run")
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        kind=row[1],
+        status=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        assay_version=row[5],
+        config=json.loads(row[6]),
+        summary=json.loads(row[7]) if row[7] else None,
+    )
+
+
+def _result_row(r: ResultRecord) -> tuple[Any, ...]:
+    completion = r.completion.model_dump_json() if r.completion else None
+    return (
+        r.run_id,
+        r.variant,
+        r.sample_id,
+        r.repeat,
+        r.request.model_dump_json(),
+        completion,
+        r.error_kind,
+        r.error,
+        time.time(),
+    )
+
+
+def _score_row(r: ResultRecord, metric: str, s: Score) -> tuple[Any, ...]:
+    return (
+        r.run_id,
+        r.variant,
+        r.sample_id,
+        r.repeat,
+        metric,
+        s.value,
+        s.status,
+        s.reason,
+        json.dumps(s.details, default=str),
+    )
+
+
+def _result_record(row: tuple[Any, ...], scores: dict[str, Score]) -> ResultRecord:
+    return ResultRecord(
+        run_id=row[0],
+        variant=row[1],
+        sample_id=row[2],
+        repeat=row[3],
+        request=Request.model_validate_json(row[4]),
+        completion=Completion.model_validate_json(row[5]) if row[5] else None,
+        error_kind=row[6],
+        error=row[7],
+        scores=scores,
+    )
