@@ -70,9 +70,18 @@ class RunPlan:
 
 
 def build_variants(models: list[ModelConfig], prompts: list[PromptTemplate]) -> list[Variant]:
+    """Keys name only what varies: the model, the prompt, or both."""
     names = [Path(p.path).stem if p.path else f"prompt{i + 1}" for i, p in enumerate(prompts)]
+    if len(set(names)) != len(names):
+        names = [f"{name}#{i + 1}" for i, name in enumerate(names)]
+
+    def key(model: ModelConfig, name: str) -> str:
+        if len(prompts) == 1:
+            return model.label
+        return name if len(models) == 1 else f"{model.label} · {name}"
+
     return [
-        Variant(key=m.label if len(prompts) == 1 else f"{m.label} · {name}", model=m, prompt=p)
+        Variant(key=key(m, name), model=m, prompt=p)
         for m in models
         for p, name in zip(prompts, names, strict=True)
     ]

@@ -24,7 +24,6 @@ from assay.engine.engine import Engine
 from assay.engine.pricing import PriceTable
 from assay.errors import UserInputError
 from assay.providers.specs import check_keys
-from assay.scoring.judge import build_judge
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.scoring.scorer import JUDGE_SCORE, ResponseScorer
 from assay.store.runstore import ResultRecord, RunStore
@@ -111,7 +110,11 @@ async def execute_run(
 
 def build_scorer(plan: RunPlan, engine: Engine) -> ResponseScorer:
     judge_config = plan.config.scoring.judge
-    judge = build_judge(judge_config, engine) if judge_config else None
+    judge = None
+    if judge_config is not None:
+        from assay.scoring.judge import build_judge
+
+        judge = build_judge(judge_config, engine)
     return ResponseScorer(build_metrics(plan.config.scoring.metrics, plan.dataset.samples), judge)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -71,50 +72,42 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
             f"Continue with: assay run --resume {report.run_id}"
         )
     console.print(
-        f"Run {report.run_id}: {report.status}; spent {usd(report.spent_usd)} "
-        f"(judge {usd(report.judge_cost_usd)}). Details: assay show {report.run_id}"
+        f"Run {report.run_id}: {report.status}; this run spent {usd(report.spent_usd)}. "
+        f"Details: assay show {report.run_id}"
     )
 
 
 def models_table(variants: list[VariantSummary], primary: str) -> Table:
-    table = Table(title=f"Results (score = {primary}, mean with 95% CI)", title_justify="left")
-    columns = (
-        "model",
-        "score",
-        "scored",
-        "unscored",
-        "errors",
-        "$/1k req",
-        "judge $",
-        "p50 ms",
-        "p95 ms",
-        "out tok/s",
-        "in tok/req",
-        "out tok/req",
-    )
+    has_judge = primary == "judge"
+    table = Table(title=f"Results (score = {primary}, mean with 95% CI)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    columns = ["model", "score\n[95% CI]", "n ok/\nuns/err", "$ per\n1k req",
+               *(["judge $"] if has_judge else []), "p50/p95\nms", "out\ntok/s", "tokens\nin/out"]
+    widest = min(40, max([len(v.variant) for v in variants] + [5]))
     for col in columns:
-        table.add_column(col, justify="left" if col == "model" else "right")
+        if col == "model":
+            table.add_column(col, min_width=widest)
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
     for v in variants:
         agg = v.score
-        table.add_row(
-            v.variant,
-            score_cell(agg),
-            num(agg.n_scored if agg else 0),
-            num(agg.n_unscored if agg else 0),
-            num(v.n_errors),
-            usd(v.cost_per_1k_usd, 3),
-            usd(v.judge_cost_usd),
-            num(v.latency_p50_ms),
-            num(v.latency_p95_ms),
+        counts = f"{agg.n_scored}/{agg.n_unscored}/{v.n_errors}" if agg else f"0/0/{v.n_errors}"
+        row = [
+            Text(v.variant), score_cell(agg), counts, usd(v.cost_per_1k_usd, 3),
+            *([usd(v.judge_cost_usd)] if has_judge else []),
+            f"{num(v.latency_p50_ms)}/{num(v.latency_p95_ms)}",
             num(v.output_tokens_per_s, "{:,.1f}"),
-            num(v.input_tokens_per_request, "{:,.1f}"),
-            num(v.output_tokens_per_request, "{:,.1f}"),
-        )
+            f"{num(v.input_tokens_per_request)}/{num(v.output_tokens_per_request)}",
+        ]
+        table.add_row(*row)
     return table
 
 
 def comparisons_table(report: RunReport) -> Table:
-    table = Table(title="Paired comparisons (B − A on the same items)", title_justify="left")
+    table = Table(
+        title="Paired comparisons (B − A on the same items)", title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     for col in ("A", "B", "n", "diff", "95% CI", "p", "significant"):
         table.add_column(col, justify="left" if col in "AB" else "right")
     for row in report.comparisons:

@@ -58,6 +58,10 @@ class OpenAICompatProvider:
             response = await self._client.chat.completions.create(**self._body(request))
         except openai.APIError as exc:
             raise map_openai_error(exc, self.model) from exc
+        except ValueError as exc:  # a 200 whose body is not JSON (JSONDecodeError)
+            raise ProviderUnavailableError(
+                f"{self.model.spec} at {self.model.base_url}: unreadable reply ({exc})"
+            ) from exc
         return _completion(response, time.perf_counter() - started, self.model.model)
 
     def _body(self, request: Request) -> dict[str, Any]:

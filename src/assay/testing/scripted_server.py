@@ -728,6 +728,8 @@ class ScriptedServer:
             await _answer_bad_request(writer, str(exc))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # only stop() cancels these tasks; re-raising makes 3.11's streams log it
         finally:
             if task is not None:
                 self._tasks.discard(task)
