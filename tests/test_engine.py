@@ -37,12 +37,17 @@ from tests.conftest import SleepRecorder, compat_model, make_engine, user_reques
 
 
 async def test_reply_text_usage_and_served_model() -> None:
-    with ScriptedServer(constant(reply("hi there", input_tokens=7, output_tokens=2,
-                                       model="served-x"))) as srv:
+    with ScriptedServer(
+        constant(reply("hi there", input_tokens=7, output_tokens=2, model="served-x"))
+    ) as srv:
         async with make_engine() as engine:
             c = await engine.complete(compat_model(srv), user_request())
-    assert (c.text, c.input_tokens, c.output_tokens, c.model_served) == ("hi there", 7, 2,
-                                                                        "served-x")
+    assert (c.text, c.input_tokens, c.output_tokens, c.model_served) == (
+        "hi there",
+        7,
+        2,
+        "served-x",
+    )
     assert c.finish_reason == "stop" and not c.cached and c.latency_s > 0
 
 
@@ -175,8 +180,9 @@ async def test_corrupt_cache_entry_is_never_used(tmp_path: Path) -> None:
         async with make_engine(tmp_path) as engine:
             await engine.complete(compat_model(srv), user_request())
             assert engine.cache is not None
-            engine.cache._db.execute("UPDATE completions SET completion = "
-                                     "replace(completion, '\"x\"', '\"tampered\"')")
+            engine.cache._db.execute(
+                "UPDATE completions SET completion = replace(completion, '\"x\"', '\"tampered\"')"
+            )
             again = await engine.complete(compat_model(srv), user_request())
             assert engine.cache.corrupt_entries == 1
         assert srv.count == 2 and again.text == "x" and not again.cached
@@ -199,8 +205,11 @@ async def test_fifty_concurrent_requests_count_tokens_and_cost_exactly() -> None
     expected_in = sum(100 + n for n in range(50))
     expected_out = sum(10 + n for n in range(50))
     assert [c.text for c in done] == [f"r{n}" for n in range(50)]
-    assert (totals.calls, totals.input_tokens, totals.output_tokens) == (50, expected_in,
-                                                                          expected_out)
+    assert (totals.calls, totals.input_tokens, totals.output_tokens) == (
+        50,
+        expected_in,
+        expected_out,
+    )
     assert totals.cost_usd == pytest.approx((expected_in * 3.0 + expected_out * 15.0) / 1e6)
 
 

@@ -35,7 +35,9 @@ async def test_http_endpoint_with_the_official_openai_client() -> None:
     client = openai.AsyncOpenAI(base_url=provider.base_url, api_key="none", max_retries=0)
     assert provider.base_url.startswith("http://127.0.0.1:")
     response = await client.chat.completions.create(
-        model="smollm2", messages=[{"role": "user", "content": SENTIMENT}], max_tokens=8,
+        model="smollm2",
+        messages=[{"role": "user", "content": SENTIMENT}],
+        max_tokens=8,
         temperature=0,
     )
     await client.close()

@@ -79,10 +79,21 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
 
 def models_table(variants: list[VariantSummary], primary: str) -> Table:
     has_judge = primary == "judge"
-    table = Table(title=f"Results (score = {primary}, mean with 95% CI)", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    columns = ["model", "score\n[95% CI]", "n ok/\nuns/err", "$ per\n1k req",
-               *(["judge $"] if has_judge else []), "p50/p95\nms", "out\ntok/s", "tokens\nin/out"]
+    table = Table(
+        title=f"Results (score = {primary}, mean with 95% CI)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    columns = [
+        "model",
+        "score\n[95% CI]",
+        "n ok/\nuns/err",
+        "$ per\n1k req",
+        *(["judge $"] if has_judge else []),
+        "p50/p95\nms",
+        "out\ntok/s",
+        "tokens\nin/out",
+    ]
     widest = min(40, max([len(v.variant) for v in variants] + [5]))
     for col in columns:
         if col == "model":
@@ -93,7 +104,10 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
         agg = v.score
         counts = f"{agg.n_scored}/{agg.n_unscored}/{v.n_errors}" if agg else f"0/0/{v.n_errors}"
         row = [
-            Text(v.variant), score_cell(agg), counts, usd(v.cost_per_1k_usd, 3),
+            Text(v.variant),
+            score_cell(agg),
+            counts,
+            usd(v.cost_per_1k_usd, 3),
             *([usd(v.judge_cost_usd)] if has_judge else []),
             f"{num(v.latency_p50_ms)}/{num(v.latency_p95_ms)}",
             num(v.output_tokens_per_s, "{:,.1f}"),
@@ -105,7 +119,8 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
 
 def comparisons_table(report: RunReport) -> Table:
     table = Table(
-        title="Paired comparisons (B − A on the same items)", title_justify="left",
+        title="Paired comparisons (B − A on the same items)",
+        title_justify="left",
         box=box.SIMPLE_HEAD,
     )
     for col in ("A", "B", "n", "diff", "95% CI", "p", "significant"):

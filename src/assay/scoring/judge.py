@@ -151,7 +151,7 @@ def judge_system_prompt(rubric: str, scale: Scale, dimensions: Sequence[str]) ->
     )
 
 
-def _task_input(sample: Sample) -> str:
+def task_input(sample: Sample) -> str:
     text = sample.input_text()
     if text.strip() or not sample.fields:
         return text
@@ -161,7 +161,7 @@ def _task_input(sample: Sample) -> str:
 def judge_user_prompt(sample: Sample, output: str, contract: str) -> str:
     parts = [
         "Evaluate the response below against the rubric.",
-        data_block("input", _task_input(sample)),
+        data_block("input", task_input(sample)),
         data_block("response", output),
     ]
     if sample.reference is not None:
@@ -192,15 +192,15 @@ class JudgeCall(Generic[T]):
 
     @property
     def input_tokens(self) -> int | None:
-        return _sum_known([c.input_tokens for c in self.completions])
+        return sum_known([c.input_tokens for c in self.completions])
 
     @property
     def output_tokens(self) -> int | None:
-        return _sum_known([c.output_tokens for c in self.completions])
+        return sum_known([c.output_tokens for c in self.completions])
 
     @property
     def cost_usd(self) -> float | None:
-        return _sum_known([c.cost_usd for c in self.completions])
+        return sum_known([c.cost_usd for c in self.completions])
 
     @property
     def failure(self) -> str:
@@ -236,7 +236,7 @@ class JudgeCall(Generic[T]):
 N = TypeVar("N", int, float)
 
 
-def _sum_known(values: Sequence[N | None]) -> N | None:
+def sum_known(values: Sequence[N | None]) -> N | None:
     """The sum, or None when any value is unknown (or there are none)."""
     if not values or any(v is None for v in values):
         return None
@@ -336,14 +336,13 @@ class LLMJudge(AsyncScorer):
                 for repeat in range(self.config.repeats)
             )
         )
-        base = {
-            "judge": self.config.models[0].spec if len(self.config.models) == 1 else None,
+        specs = [m.spec for m in self.config.models]
+        base: dict[str, Any] = {
+            "judge": specs[0] if len(specs) == 1 else specs,
             "prompt_hash": prompt_hash(messages),
             "rubric_hash": self.rubric_hash,
             "scale": self.scale.label,
         }
-        if len(self.config.models) > 1:
-            base["judge"] = [m.spec for m in self.config.models]
         return combine_calls(list(calls), self.scale, base)
 
     async def _judge_once(
@@ -425,9 +424,9 @@ def _panel(
 def _totals(calls: Sequence[JudgeCall[ParsedVerdict]]) -> dict[str, Any]:
     return {
         "attempts": sum(c.attempts for c in calls),
-        "input_tokens": _sum_known([c.input_tokens for c in calls]),
-        "output_tokens": _sum_known([c.output_tokens for c in calls]),
-        "cost_usd": _sum_known([c.cost_usd for c in calls]),
+        "input_tokens": sum_known([c.input_tokens for c in calls]),
+        "output_tokens": sum_known([c.output_tokens for c in calls]),
+        "cost_usd": sum_known([c.cost_usd for c in calls]),
     }
 
 
