@@ -103,7 +103,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
     for v in variants:
         agg = v.score
         counts = f"{agg.n_scored}/{agg.n_unscored}/{v.n_errors}" if agg else f"0/0/{v.n_errors}"
-        row = [
+        row: list[Text | str] = [
             Text(v.variant),
             score_cell(agg),
             counts,
