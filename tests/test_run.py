@@ -60,7 +60,7 @@ def zoo_config(srv: ScriptedServer, limit: int, **kw: object) -> RunConfig:
 
 
 def test_table_values_match_what_the_server_did(tmp_path: Path) -> None:
-    zoo = LabelZoo(delays={"acc90": 0.06, "acc60": 0.0}, tokens=(40, 2))
+    zoo = LabelZoo(delays={"acc90": 0.2, "acc60": 0.0}, tokens=(40, 2))
     with ScriptedServer(zoo) as srv:
         report = run_api(zoo_config(srv, limit=40), tmp_path)
     by = {v.variant: v for v in report.variants}
@@ -74,7 +74,9 @@ def test_table_values_match_what_the_server_did(tmp_path: Path) -> None:
         assert by[model].cost_per_1k_usd == pytest.approx(per_request * 1000)
         assert by[model].n_errors == 0 and by[model].score.n_scored == 40
     assert by["acc90"].latency_p50_ms is not None and by["acc60"].latency_p50_ms is not None
-    assert by["acc90"].latency_p50_ms >= 60 > by["acc60"].latency_p50_ms
+    # The server's delay is a floor for latency; the ordering holds whatever the machine load.
+    assert by["acc90"].latency_p50_ms >= 200
+    assert by["acc90"].latency_p50_ms > by["acc60"].latency_p50_ms
     assert set(report.pareto_quality_cost) <= {"acc90", "acc60"}
     assert "acc90" in report.recommendation and "acc60" in report.recommendation
 

@@ -57,6 +57,7 @@ from assay.scoring.judge_parse import (
     detect_dimensions,
     detect_scale,
     parse_verdict,
+    strip_reasoning,
 )
 from assay.scoring.score import Score
 from assay.scoring.scorer import AsyncScorer
@@ -186,6 +187,7 @@ class JudgeCall(Generic[T]):
     replies: list[str] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None
     attempts: int = 0
     cached_attempts: int = 0
     completions: list[Completion] = field(default_factory=list)
@@ -213,7 +215,11 @@ class JudgeCall(Generic[T]):
         return "judge reply unparsable: " + last
 
     def audit(self) -> dict[str, Any]:
-        """What was asked and answered, for Score.details."""
+        """What was asked and answered, for Score.details.
+
+        ``cost_usd`` is what the judgement's attempts cost at the price table (cache hits
+        included, see ``cached_attempts``); the engine's accounting holds what was spent.
+        """
         record: dict[str, Any] = {
             "judge": self.model,
             "repeat": self.repeat,
@@ -230,6 +236,7 @@ class JudgeCall(Generic[T]):
             record["parse_errors"] = list(self.parse_errors)
         if self.error is not None:
             record["error"] = self.error
+            record["error_kind"] = self.error_kind
         return record
 
 
@@ -269,7 +276,7 @@ async def ask_judge(
         try:
             completion = await engine.complete(model, request, purpose=JUDGE_PURPOSE)
         except ProviderError as exc:
-            call.error = str(exc)
+            call.error, call.error_kind = str(exc), exc.kind
             return call
         _record_attempt(call, completion)
         try:
@@ -288,8 +295,10 @@ def _record_attempt(call: JudgeCall[T], completion: Completion) -> None:
 
 
 def _with_feedback(request: Request, reply: str, problem: str, contract: str) -> Request:
+    """The conversation so far plus the bad reply (reasoning left out) and what was wrong."""
+    answer = strip_reasoning(reply).strip()
     extra = (
-        Message(role="assistant", content=reply if reply.strip() else "(empty reply)"),
+        Message(role="assistant", content=answer or "(empty reply)"),
         Message(role="user", content=_retry_message(problem, contract)),
     )
     return request.model_copy(update={"messages": request.messages + extra})
@@ -323,15 +332,16 @@ class LLMJudge(AsyncScorer):
             Message(role="user", content=judge_user_prompt(sample, output, self.contract)),
         )
 
-    def parser(self, output: str) -> Callable[[str], ParsedVerdict]:
-        """The reply parser for one response (its own verdict lines count as quotations)."""
-        return lambda text: parse_verdict(text, self.scale, self.dimensions, evaluated=(output,))
+    def parser(self, sample: Sample, output: str) -> Callable[[str], ParsedVerdict]:
+        """The reply parser for one response: verdict lines in the data count as quotations."""
+        shown = (task_input(sample), output, sample.reference or "")
+        return lambda text: parse_verdict(text, self.scale, self.dimensions, evaluated=shown)
 
     async def score(self, sample: Sample, output: str) -> Score:
         messages = self.messages(sample, output)
         calls = await asyncio.gather(
             *(
-                self._judge_once(model, messages, output, repeat)
+                self._judge_once(model, messages, self.parser(sample, output), repeat)
                 for model in self.config.models
                 for repeat in range(self.config.repeats)
             )
@@ -346,7 +356,11 @@ class LLMJudge(AsyncScorer):
         return combine_calls(list(calls), self.scale, base)
 
     async def _judge_once(
-        self, model: ModelConfig, messages: tuple[Message, ...], output: str, repeat: int
+        self,
+        model: ModelConfig,
+        messages: tuple[Message, ...],
+        parse: Callable[[str], ParsedVerdict],
+        repeat: int,
     ) -> JudgeCall[ParsedVerdict]:
         params = GenerationParams(
             temperature=self.config.temperature, max_tokens=self.config.max_tokens
@@ -356,7 +370,7 @@ class LLMJudge(AsyncScorer):
             self.engine,
             model,
             request,
-            self.parser(output),
+            parse,
             self.contract,
             self.config.max_parse_retries,
         )

@@ -14,12 +14,13 @@ Rules, each against a failure seen in other tools:
   ``4/5``, ``4 out of 5``, optionally followed by words but by no other number) or PASS/FAIL.
   Anything else is a :class:`VerdictParseError`; there is no default or middle score.
 - Quotation defence: a misbehaving judge may copy the response under evaluation into its reply,
-  including any ``VERDICT: 5`` line the response planted. A verdict is therefore accepted only
-  when the reply holds *more* verdict lines (for that key) than the evaluated text does, so at
-  least one of them is the judge's own, and the judge is told to end with its own line. A reply
-  whose every verdict line could be a quotation is unparsable (retried, then unscored). The
-  price: a judge that legitimately writes one verdict for a response that itself contains a
-  verdict line cannot score it; such a response stays unscored (counted, never invented).
+  including a ``VERDICT: 5`` line the response planted. A verdict line is the judge's own only
+  when the reply holds more copies of it (same key, same value) than the evaluated texts do;
+  the last such line is taken, and lines that may be copies are skipped. So an echoed
+  ``VERDICT: 5`` followed by the judge's ``VERDICT: 2`` gives 2, and a reply whose only verdict
+  lines may be copies is unparsable (retried, then unscored). The price: a judge that
+  legitimately gives exactly the verdict the response planted, in a single line, cannot be
+  told from an echo; that response stays unscored (counted, never invented).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -275,27 +277,33 @@ def keyword_lines(text: str, keyword: str) -> list[tuple[int, str, str]]:
     return found
 
 
-def _key_counts(texts: Iterable[str], keyword: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
+def _line_id(key: str, value: str) -> tuple[str, str]:
+    """What makes two keyword lines copies of each other: key and value, markup ignored."""
+    text = value.strip(_EDGE_CHARS).rstrip(".").strip(_EDGE_CHARS)
+    return key, " ".join(text.lower().split())
+
+
+def _quoted_counts(texts: Iterable[str], keyword: str) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
     for text in texts:
-        counts.update(key for _, key, _ in keyword_lines(answer_text(text), keyword))
+        lines = keyword_lines(answer_text(text), keyword)
+        counts.update(_line_id(key, value) for _, key, value in lines)
     return counts
 
 
-class KeywordReply(BaseModel):
-    """A reply's answer text and its keyword lines, checked against quoted verdict lines."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class KeywordReply:
+    """A reply's answer text and keyword lines, and the keyword lines of the evaluated texts."""
 
     body: str
     lines: list[tuple[int, str, str]]
-    quoted: dict[str, int]
+    quoted: Counter[tuple[str, str]]
 
     def last_value(self, key: str, keyword: str) -> str:
-        """The value on the last line for ``key``; raises VerdictParseError when there is none."""
-        own = self._own_values(key)
-        if own:
-            return own[-1]
+        """The value on the judge's last own line for ``key``; VerdictParseError when none."""
+        value = self.optional_value(key)
+        if value is not None:
+            return value
         label = f"{keyword} {key}".strip() if key else keyword
         if any(k == key for _, k, _ in self.lines):
             raise VerdictParseError(
@@ -305,14 +313,14 @@ class KeywordReply(BaseModel):
         raise VerdictParseError(f"no line starting with '{label}:' was found")
 
     def optional_value(self, key: str) -> str | None:
-        """Like :meth:`last_value`, but None when there is no line of the judge's own."""
-        own = self._own_values(key)
-        return own[-1] if own else None
-
-    def _own_values(self, key: str) -> list[str]:
-        """All values for ``key``, or none when each of them could be a quotation."""
-        own = [value for _, k, value in self.lines if k == key]
-        return own if len(own) > self.quoted.get(key, 0) else []
+        """Like :meth:`last_value`, but None when the judge wrote no line of its own."""
+        values = [value for _, k, value in self.lines if k == key]
+        seen = Counter(_line_id(key, value) for value in values)
+        for value in reversed(values):
+            line_id = _line_id(key, value)
+            if seen[line_id] > self.quoted[line_id]:
+                return value
+        return None
 
     def rationale(self) -> str:
         """The reply's text without its keyword lines."""
@@ -330,7 +338,7 @@ def read_reply(text: str, keyword: str, evaluated: Sequence[str] = ()) -> Keywor
         raise VerdictParseError(
             "the reply holds only a reasoning block (was it cut off by the token limit?)"
         )
-    quoted = dict(_key_counts(evaluated, keyword))
+    quoted = _quoted_counts(evaluated, keyword)
     return KeywordReply(body=body, lines=keyword_lines(body, keyword), quoted=quoted)
 
 

@@ -115,24 +115,23 @@ class PairwiseJudge:
         """Ask with A first and with B first; see the module docstring for the rules."""
         orders = ((output_a, output_b), (output_b, output_a))
         prompts = [self.messages(sample, first, second) for first, second in orders]
-        calls = await asyncio.gather(
-            *(self._ask(messages, output_a, output_b, repeat) for messages in prompts)
-        )
+        shown = (task_input(sample), output_a, output_b, sample.reference or "")
+        calls = await asyncio.gather(*(self._ask(messages, shown, repeat) for messages in prompts))
         return combine_orders(calls[0], calls[1], [prompt_hash(m) for m in prompts])
 
     async def _ask(
-        self, messages: tuple[Message, ...], output_a: str, output_b: str, repeat: int
+        self, messages: tuple[Message, ...], shown: tuple[str, ...], repeat: int
     ) -> JudgeCall[ParsedWinner]:
+        """One order; winner lines found in the ``shown`` texts count as possible quotations."""
         params = GenerationParams(
             temperature=self.config.temperature, max_tokens=self.config.max_tokens
         )
         request = Request(messages=messages, params=params, repeat=repeat)
-        evaluated = (output_a, output_b)
         return await ask_judge(
             self.engine,
             self.model,
             request,
-            lambda text: parse_winner(text, evaluated),
+            lambda text: parse_winner(text, shown),
             CONTRACT,
             self.config.max_parse_retries,
         )
@@ -148,16 +147,22 @@ def combine_orders(
     if a_first is None or b_first is None:
         failure = first.failure or second.failure
         return PairwiseVerdict(
-            winner=None, order_consistent=None, by_order=[a_first, b_first], reason=failure,
+            winner=None,
+            order_consistent=None,
+            by_order=[a_first, b_first],
+            reason=failure,
             **audit,
-        )  # fmt: skip
+        )
     consistent = a_first == b_first
     winner: Winner = a_first if consistent else "tie"
     reason = "" if consistent else f"verdict flipped with the order ({a_first} vs {b_first})"
     return PairwiseVerdict(
-        winner=winner, order_consistent=consistent, by_order=[a_first, b_first], reason=reason,
+        winner=winner,
+        order_consistent=consistent,
+        by_order=[a_first, b_first],
+        reason=reason,
         **audit,
-    )  # fmt: skip
+    )
 
 
 def _audit(

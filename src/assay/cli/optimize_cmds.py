@@ -1,0 +1,219 @@
+"""``assay optimize``: same model, better prompt, proven on held-out data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from assay.cli import options as o
+
+if TYPE_CHECKING:
+    from assay.optimize.config import OptimizeConfig
+
+OPTIMIZE_HELP = """Optimize a prompt for one model: evaluate, diagnose, rewrite, verify.
+
+The data is split (seeded, stratified by label) into train / val / test. The loop sees only
+train; a rewrite is kept only if it beats the best prompt on val beyond noise; the baseline
+and the final prompt are scored once on test, with a paired significance test. The prompt
+written to -o is exactly the one whose test score is printed.
+
+[bold]Examples[/bold]
+
+  assay optimize reviews.jsonl prompt.md -m local/smollm2 --metric label -o best.md
+  assay optimize notes.jsonl prompt.md -m openrouter/meta-llama/llama-3.1-8b-instruct \\
+      --judge openrouter/qwen/qwen3-8b --judge-criteria rubric.md \\
+      --reasoning-model openai/gpt-4o-mini --max-cost 5 -o best.md
+  assay optimize --resume 20261128-101500-a1b2c3 -o best.md
+
+With no --reasoning-model the task model also writes the rewrites: a small local model is
+a weak reasoner, so expect many rejected proposals (each with its reason) and modest gains.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize", help=OPTIMIZE_HELP)(optimize_command)
+
+
+def optimize_command(
+    data: Path | None = typer.Argument(None, help="Dataset file."),
+    prompt: Path | None = typer.Argument(None, help="Prompt file to improve."),
+    model: list[str] = o.MODEL,
+    base_url: str | None = o.BASE_URL,
+    reasoning_model: str | None = typer.Option(
+        None, "--reasoning-model", help="Model that diagnoses and rewrites (default: -m)."
+    ),
+    reasoning_base_url: str | None = typer.Option(
+        None, "--reasoning-base-url", help="OpenAI-compatible URL for the reasoning model."
+    ),
+    metric: list[str] = o.METRIC,
+    judge: str | None = o.JUDGE,
+    judge_criteria: Path | None = o.JUDGE_CRITERIA,
+    judge_base_url: str | None = o.JUDGE_BASE_URL,
+    judge_dimensions: str | None = o.JUDGE_DIMENSIONS,
+    judge_repeats: int = o.JUDGE_REPEATS,
+    input_field: str | None = o.INPUT_FIELD,
+    output_field: str | None = o.OUTPUT_FIELD,
+    strategy: str = typer.Option("iterative", "--strategy", help="Search strategy."),
+    max_iterations: int = typer.Option(5, "--max-iterations", min=0, help="Rewrite rounds."),
+    max_calls: int | None = typer.Option(None, "--max-calls", min=1, help="Hard call budget."),
+    max_cost: float | None = o.MAX_COST,
+    target: float | None = typer.Option(
+        None, "--target", min=0, max=1, help="Stop when val reaches this score."
+    ),
+    patience: int = typer.Option(
+        3, "--patience", min=1, help="Stop after N rounds without val gain."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Train rows per round."),
+    split: str = typer.Option("0.5,0.2,0.3", "--split", help="train,val,test fractions."),
+    min_gain: float = typer.Option(
+        0.01, "--min-gain", min=0, help="Smallest val gain that counts as better."
+    ),
+    seed: int = o.SEED,
+    source_model: str | None = typer.Option(
+        None, "--source-model", help="Model family the prompt was written for."
+    ),
+    concurrency: int = o.CONCURRENCY,
+    local_parallel: int = o.LOCAL_PARALLEL,
+    timeout: float = o.TIMEOUT,
+    max_tokens: int = o.MAX_TOKENS,
+    reasoning_max_tokens: int = typer.Option(
+        1024, "--reasoning-max-tokens", min=64, help="Output cap for each rewrite."
+    ),
+    temperature: float = o.TEMPERATURE,
+    prices: Path | None = o.PRICES,
+    no_cache: bool = o.NO_CACHE,
+    store: Path | None = o.STORE,
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the best prompt here."),
+    results_json: Path | None = typer.Option(None, "--results-json", help="Write results JSON."),
+    json_out: bool = o.JSON_OUT,
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
+) -> None:
+    from assay.bench.config import ScoringConfig
+    from assay.cli.run_cmds import _check_output, _services
+    from assay.data.datasets import FieldMapping
+    from assay.optimize.config import Acceptance, OptimizeConfig, StopRules
+
+    for path in (output, results_json):
+        _check_output(path)
+    services = _services(store, prices, no_cache)
+    engine = o.engine_config(
+        concurrency=concurrency,
+        timeout=timeout,
+        no_cache=no_cache,
+        local_parallel=local_parallel,
+        max_cost=max_cost,
+        max_calls=max_calls,
+    )
+    if resume:
+        from assay.optimize.loop import resume_config
+
+        cfg = resume_config(services.store, resume)
+        cfg = cfg.model_copy(
+            update={
+                "engine": cfg.engine.model_copy(
+                    update={"budget": engine.budget, "concurrency": engine.concurrency}
+                )
+            }
+        )
+    else:
+        data_path, prompt_path, task_model = _require(data, prompt, model, base_url)
+        cfg = OptimizeConfig(
+            data=str(data_path),
+            prompt=str(prompt_path),
+            model=task_model,
+            reasoning_model=_reasoner(reasoning_model, reasoning_base_url),
+            mapping=FieldMapping(input_field=input_field, output_field=output_field),
+            scoring=ScoringConfig(
+                metrics=metric,
+                judge=o.judge_config(
+                    judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
+                ),
+            ),
+            params=o.generation_params(max_tokens, temperature, seed),
+            reasoning_max_tokens=reasoning_max_tokens,
+            strategy=strategy,
+            split=_split(split, seed),
+            batch_size=batch_size,
+            acceptance=Acceptance(min_gain=min_gain),
+            stop=StopRules(max_iterations=max_iterations, target=target, patience=patience),
+            engine=engine,
+            source_model=source_model,
+            seed=seed,
+        )
+    _optimize(cfg, services, resume, output, results_json, json_out)
+
+
+def _require(
+    data: Path | None, prompt: Path | None, model: list[str], base_url: str | None
+) -> tuple[Path, Path, object]:
+    from assay.errors import UserInputError
+    from assay.providers.specs import resolve_model
+
+    if data is None or prompt is None:
+        raise UserInputError("assay optimize needs DATA and PROMPT", "see assay optimize --help")
+    if len(model) != 1:
+        raise UserInputError(
+            "assay optimize takes exactly one -m model", "optimize one model at a time"
+        )
+    return data, prompt, resolve_model(model[0], base_url=base_url)
+
+
+def _reasoner(spec: str | None, base_url: str | None) -> object:
+    from assay.providers.specs import resolve_model
+
+    return resolve_model(spec, base_url=base_url) if spec else None
+
+
+def _split(text: str, seed: int) -> object:
+    from pydantic import ValidationError
+
+    from assay.errors import UserInputError
+    from assay.optimize.config import SplitConfig
+
+    try:
+        train, val, test = (float(x) for x in text.split(","))
+        return SplitConfig(train=train, val=val, test=test, seed=seed)
+    except (ValueError, ValidationError):
+        raise UserInputError(
+            f"--split {text!r} is not three fractions summing to 1", "e.g. --split 0.5,0.2,0.3"
+        ) from None
+
+
+def _optimize(
+    cfg: OptimizeConfig,
+    services: object,
+    resume: str | None,
+    output: Path | None,
+    results_json: Path | None,
+    as_json: bool,
+) -> None:
+    import asyncio
+
+    from assay.bench.runner import Services
+    from assay.cli import optimize_render as render
+    from assay.optimize import loop
+
+    assert isinstance(services, Services)
+    prepared = loop.prepare(cfg)
+    if resume:
+        loop.check_resumable(prepared, services.store, resume)
+    run_id = resume or loop.start(prepared, services.store)
+    if not as_json:
+        render.preflight(prepared, services.prices, run_id)
+    try:
+        result = asyncio.run(
+            loop.optimize(prepared, services, run_id, render.ConsoleReporter(quiet=as_json), output)
+        )
+    except KeyboardInterrupt:
+        services.store.set_status(run_id, "interrupted")
+        from assay.errors import AssayError
+
+        raise AssayError(
+            f"Interrupted; every finished iteration is saved in run {run_id}",
+            f"continue with: assay optimize --resume {run_id}",
+        ) from None
+    if results_json is not None:
+        results_json.write_text(result.to_json() + "\n", encoding="utf-8")
+    render.summary(result, output, as_json)

@@ -1,0 +1,143 @@
+"""Terminal output of ``assay optimize`` and ``assay show`` for optimization runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from assay.cli.render import usd
+from assay.optimize.records import IterationRecord, OptimizeResult
+
+if TYPE_CHECKING:
+    from assay.engine.pricing import PriceTable
+    from assay.optimize.loop import Prepared
+    from assay.store.runstore import RunStore
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _f(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def preflight(prepared: Prepared, prices: PriceTable, run_id: str) -> None:
+    from assay.optimize.estimate import estimate
+
+    s = prepared.split
+    err_console.print(
+        f"Run {run_id}: {len(prepared.dataset.samples)} rows -> train {len(s.train)}, "
+        f"val {len(s.val)}, test {len(s.test)}"
+        f"{' (stratified by label)' if s.stratified else ''}; strategy "
+        f"{prepared.config.strategy}, up to {prepared.config.stop.max_iterations} iterations"
+    )
+    table = Table(
+        title="Pre-flight estimate (worst case)", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for col in ("calls to", "calls ≤", "cost ≤"):
+        table.add_column(col, justify="left" if col == "calls to" else "right")
+    for row in estimate(prepared, prices):
+        table.add_row(Text(row.label), f"{row.calls:,}", usd(row.cost_usd))
+    err_console.print(table)
+
+
+class ConsoleReporter:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def phase(self, text: str) -> None:
+        if not self.quiet:
+            err_console.print(f"[dim]… {text}[/dim]")
+
+    def iteration(self, record: IterationRecord) -> None:
+        if self.quiet:
+            return
+        colour = {"accepted": "green", "rejected": "yellow"}.get(record.status, "cyan")
+        line = Text(f"[{record.idx}] ", style="bold")
+        line.append(record.status, style=colour)
+        line.append(f"  train {_f(record.train_score)}  val {_f(record.val_candidate)}  ")
+        line.append(record.reason)
+        err_console.print(line)
+
+
+def summary(result: OptimizeResult, output: Path | None, as_json: bool) -> None:
+    if as_json:
+        print(result.to_json())
+        return
+    g, b, f = result.gain, result.baseline.test, result.final.test
+    rel = "" if result.relative_gain is None else f" ({result.relative_gain:+.0%})"
+    sig = "p<0.001" if (g.p_value or 1) < 0.001 else f"p={_f(g.p_value, '{:.3g}')}"
+    lines = [
+        f"Dataset        : {result.data}  (train {result.split.train}, val {result.split.val},"
+        f" test {result.split.test})",
+        f"Model          : {result.model}  (reasoner {result.reasoning_model}, "
+        f"strategy {result.strategy})",
+        f"Baseline score : {_f(b.mean)}  (test set, n={b.n_scored}, metric {result.metric})",
+        f"Final score    : {_f(f.mean)}{rel}, {sig}, 95% CI of the gain "
+        f"[{_f(g.ci_low, '{:+.3f}')}, {_f(g.ci_high, '{:+.3f}')}]"
+        f"{'' if g.significant else ' — not significant'}",
+        f"Val -> test gap: {_f(result.val_test_gap, '{:+.3f}')}",
+        f"Iterations     : {result.iterations} ({result.accepted} accepted); "
+        f"stopped: {result.stopped_reason or 'finished'}",
+        f"Spent          : {result.spend.calls} calls ({result.spend.cached_calls} cached), "
+        f"{usd(result.spend.cost_usd) if result.spend.cost_known else 'unknown'}",
+    ]
+    for line in lines:
+        console.print(Text(line))
+    console.print(trajectory_table(result.trajectory))
+    if output is not None:
+        console.print(Text(f"Best prompt written to {output} (the prompt scored above)."))
+    console.print(Text(f"Details: assay show {result.run_id}"))
+
+
+def trajectory_table(records: list[IterationRecord]) -> Table:
+    table = Table(title="Trajectory", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("#", "status", "train", "val", "gain", "reason"):
+        table.add_column(col, justify="right" if col in ("#", "train", "val", "gain") else "left")
+    for r in records:
+        table.add_row(
+            str(r.idx),
+            r.status,
+            _f(r.train_score),
+            _f(r.val_candidate),
+            _f(r.gain, "{:+.3f}"),
+            Text(r.reason[:90]),
+        )
+    return table
+
+
+def show_optimize(store: RunStore, run_id: str, as_json: bool) -> None:
+    run = store.get_run(run_id)
+    records = [IterationRecord.model_validate(r) for r in store.iterations(run_id)]
+    if run.summary and "schema" in run.summary:
+        result = OptimizeResult.model_validate(run.summary)
+        summary(result, None, as_json)
+    elif as_json:
+        print("[" + ",".join(r.model_dump_json() for r in records) + "]")
+        return
+    else:
+        console.print(Text(f"Run {run.id} ({run.status}): no final result yet"))
+        console.print(trajectory_table(records))
+    if not as_json:
+        _accepted_changes(records)
+
+
+def _accepted_changes(records: list[IterationRecord]) -> None:
+    for r in records:
+        if r.status != "accepted":
+            continue
+        console.print(
+            Text(
+                f"\nIteration {r.idx}: accepted (val gain {_f(r.gain, '{:+.3f}')})",
+                style="bold green",
+            )
+        )
+        console.print(Text(f"Diagnosis: {r.diagnosis}"))
+        console.print(Text(f"Change: {r.explanation}"))
+        console.print(Syntax(r.diff or "(no diff)", "diff", theme="ansi_dark"))

@@ -1,0 +1,1 @@
+"""``assay optimize``: evaluate, diagnose, rewrite, verify on held-out data."""

@@ -1,0 +1,83 @@
+"""Typed configuration of an optimization run (the Python API mirrors the CLI)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from assay.bench.config import ScoringConfig
+from assay.data.datasets import FieldMapping
+from assay.engine.engine import Budget, EngineConfig
+from assay.records import GenerationParams, ModelConfig
+
+STRATEGIES = ("iterative",)
+
+
+class SplitConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    train: float = 0.5
+    val: float = 0.2
+    test: float = 0.3
+    seed: int = 0
+
+    @field_validator("test")
+    @classmethod
+    def _sums_to_one(cls, test: float, info: object) -> float:
+        data = getattr(info, "data", {})
+        total = data.get("train", 0) + data.get("val", 0) + test
+        if abs(total - 1.0) > 1e-6 or min(data.get("train", 0), data.get("val", 0), test) <= 0:
+            raise ValueError(f"split fractions must be positive and sum to 1 (got {total:g})")
+        return test
+
+
+class Acceptance(BaseModel):
+    """A candidate replaces the best prompt only if its paired val gain clears both bars."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_gain: float = Field(default=0.01, ge=0)  # absolute, on the [0, 1] score scale
+    noise_z: float = Field(default=1.0, ge=0)  # gain must exceed z standard errors
+
+
+class StopRules(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_iterations: int = Field(default=5, ge=0)
+    target: float | None = Field(default=None, ge=0, le=1)
+    patience: int = Field(default=3, ge=1)
+
+
+class OptimizeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    data: str
+    prompt: str
+    model: ModelConfig
+    reasoning_model: ModelConfig | None = None  # None: the task model reasons
+    mapping: FieldMapping = FieldMapping()
+    scoring: ScoringConfig = ScoringConfig()
+    params: GenerationParams = GenerationParams()
+    reasoning_max_tokens: int = Field(default=1024, ge=64)
+    reasoning_context_tokens: int | None = None  # None: 2048 for local models, else 32000
+    strategy: str = "iterative"
+    split: SplitConfig = SplitConfig()
+    batch_size: int = Field(default=16, ge=1)
+    acceptance: Acceptance = Acceptance()
+    stop: StopRules = StopRules()
+    engine: EngineConfig = EngineConfig()
+    source_model: str | None = None
+    seed: int = 0
+
+    @property
+    def reasoner(self) -> ModelConfig:
+        return self.reasoning_model or self.model
+
+    @property
+    def budget(self) -> Budget:
+        return self.engine.budget
+
+    @property
+    def context_tokens(self) -> int:
+        if self.reasoning_context_tokens:
+            return self.reasoning_context_tokens
+        return 2048 if self.reasoner.is_local else 32000

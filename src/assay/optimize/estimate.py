@@ -1,0 +1,74 @@
+"""The pre-flight estimate of an optimization: calls and an upper bound on dollars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from assay.engine.pricing import PriceTable, cost_usd
+
+if TYPE_CHECKING:
+    from assay.optimize.loop import Prepared
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class CallEstimate:
+    label: str
+    calls: int
+    cost_usd: float | None
+
+
+def estimate(prepared: Prepared, prices: PriceTable) -> list[CallEstimate]:
+    """Worst case: every iteration reaches val; judge calls ride on every task call."""
+    config, split = prepared.config, prepared.split
+    iterations = config.stop.max_iterations
+    batch = min(config.batch_size, len(split.train))
+    task_calls = batch + len(split.val) + iterations * (2 * batch + len(split.val))
+    task_calls += 2 * len(split.test)
+    avg_chars = sum(len(s.input_text()) for s in prepared.dataset.samples) / max(
+        1, len(prepared.dataset.samples)
+    ) + len(prepared.prompt.text)
+    max_out = config.params.max_tokens or 1024
+    rows = [
+        _row(
+            f"task {config.model.label}",
+            task_calls,
+            avg_chars,
+            max_out,
+            prices.lookup(config.model),
+        )
+    ]
+    judge = config.scoring.judge
+    if judge is not None:
+        per_item = judge.repeats * len(judge.models)
+        for model in judge.models:
+            rows.append(
+                _row(
+                    f"judge {model.label}",
+                    task_calls * per_item // len(judge.models),
+                    avg_chars + len(judge.rubric) + 1500,
+                    judge.max_tokens,
+                    prices.lookup(model),
+                )
+            )
+    reasoning_chars = config.context_tokens * CHARS_PER_TOKEN // 2
+    rows.append(
+        _row(
+            f"reasoning {config.reasoner.label}",
+            iterations,
+            reasoning_chars,
+            config.reasoning_max_tokens,
+            prices.lookup(config.reasoner),
+        )
+    )
+    return rows
+
+
+def _row(label: str, calls: int, chars: float, max_out: int, price: object) -> CallEstimate:
+    from assay.records import Price
+
+    assert price is None or isinstance(price, Price)
+    tokens_in = int(calls * chars / CHARS_PER_TOKEN)
+    return CallEstimate(label, calls, cost_usd(price, tokens_in, calls * max_out))

@@ -1,0 +1,357 @@
+"""The optimization orchestrator: prepare -> baseline -> iterate -> test -> report.
+
+Every iteration is checkpointed in the run store as it completes; a resumed run replays the
+checkpoints, reuses every stored evaluation and (through the cache) every reasoning reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from assay.bench.execute import RunContext
+from assay.bench.runner import Services
+from assay.data.datasets import Dataset, load_dataset
+from assay.data.prompts import PromptTemplate, load_prompt
+from assay.engine.engine import Budget, Engine
+from assay.errors import BudgetExceeded, UserInputError
+from assay.optimize.config import OptimizeConfig
+from assay.optimize.context import LoopState, OptimizeContext
+from assay.optimize.evaluate import Evaluation, Evaluator
+from assay.optimize.records import IterationRecord, OptimizeResult, Spend, SplitInfo, TestScores
+from assay.optimize.split import Split, split_samples
+from assay.optimize.strategies import STRATEGY_TYPES, Strategy, train_batch
+from assay.providers.specs import check_keys
+from assay.records import Request, Sample
+from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
+from assay.scoring.scorer import JUDGE_SCORE, ResponseScorer
+from assay.scoring.stats import paired_compare
+
+
+class Reporter(Protocol):
+    def phase(self, text: str) -> None: ...
+
+    def iteration(self, record: IterationRecord) -> None: ...
+
+
+class SilentReporter:
+    def phase(self, text: str) -> None:
+        pass
+
+    def iteration(self, record: IterationRecord) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: OptimizeConfig
+    dataset: Dataset
+    prompt: PromptTemplate
+    split: Split
+
+
+def prepare(config: OptimizeConfig) -> Prepared:
+    """Everything that can fail on bad input fails here, before any call."""
+    if not config.scoring.metrics and config.scoring.judge is None:
+        raise UserInputError("Nothing to optimize against", "add --metric NAME or --judge SPEC")
+    if config.strategy not in STRATEGY_TYPES:
+        raise UserInputError(
+            f"Unknown strategy {config.strategy!r}", f"use one of {', '.join(STRATEGY_TYPES)}"
+        )
+    dataset = load_dataset(config.data, config.mapping)
+    prompt = load_prompt(config.prompt)
+    prompt.check_slots(dataset)
+    check_metrics_against_dataset(
+        build_metrics(config.scoring.metrics, dataset.samples), dataset.has_reference
+    )
+    judges = config.scoring.judge.models if config.scoring.judge else []
+    check_keys([config.model, config.reasoner, *judges])
+    return Prepared(config, dataset, prompt, split_samples(dataset.samples, config.split))
+
+
+def start(prepared: Prepared, store: Any) -> str:
+    store.save_text("prompt", prepared.prompt.text, prepared.prompt.hash)
+    return str(
+        store.create_run(
+            "optimize",
+            {
+                "optimize": prepared.config.model_dump(mode="json"),
+                "dataset_sha256": prepared.dataset.content_hash,
+                "split": prepared.split.ids(),
+                "primary_metric": primary_metric(prepared.config),
+                "variants": [],
+            },
+        )
+    )
+
+
+def resume_config(store: Any, run_id: str) -> OptimizeConfig:
+    run = store.get_run(run_id)
+    if run.kind != "optimize":
+        raise UserInputError(f"Run {run.id} is a {run.kind} run", "use assay run --resume")
+    return OptimizeConfig.model_validate(run.config["optimize"])
+
+
+def check_resumable(prepared: Prepared, store: Any, run_id: str) -> None:
+    config = store.get_run(run_id).config
+    if config["dataset_sha256"] != prepared.dataset.content_hash:
+        raise UserInputError(
+            f"{prepared.config.data} changed since run {run_id} started",
+            "resume needs the same data; start a new run instead",
+        )
+    if config["split"] != prepared.split.ids():
+        raise UserInputError(
+            "The split differs from the one the run started with",
+            "resume with the same --split and --seed",
+        )
+
+
+def primary_metric(config: OptimizeConfig) -> str:
+    return JUDGE_SCORE if config.scoring.judge else config.scoring.metrics[0].split(":")[0]
+
+
+async def optimize(
+    prepared: Prepared,
+    services: Services,
+    run_id: str,
+    reporter: Reporter | None = None,
+    output: Path | None = None,
+) -> OptimizeResult:
+    reporter = reporter or SilentReporter()
+    records = [IterationRecord.model_validate(r) for r in services.store.iterations(run_id)]
+    spend_before = records[-1].spend if records else Spend()
+    engine_config = prepared.config.engine.model_copy(
+        update={"budget": _remaining(prepared.config.budget, spend_before)}
+    )
+    async with Engine(engine_config, prices=services.prices, cache=services.cache) as engine:
+        ctx = _context(prepared, services, run_id, engine, spend_before)
+        state = await _initial_state(prepared, ctx, records, reporter)
+        strategy = STRATEGY_TYPES[prepared.config.strategy]()
+        await run_loop(state, ctx, strategy, reporter)
+        result = await finish(state, ctx, prepared, reporter)
+    if output is not None:
+        output.write_text(result.best_prompt + "\n", encoding="utf-8")
+    services.store.set_status(run_id, result.status, result.model_dump(mode="json", by_alias=True))
+    return result
+
+
+def _remaining(budget: Budget, spent: Spend) -> Budget:
+    """The budget is for the whole run: earlier sessions' spend comes off it."""
+    return Budget(
+        max_cost_usd=None
+        if budget.max_cost_usd is None
+        else max(0.0, budget.max_cost_usd - spent.cost_usd),
+        max_calls=None if budget.max_calls is None else max(0, budget.max_calls - spent.calls),
+    )
+
+
+def _context(
+    prepared: Prepared, services: Services, run_id: str, engine: Engine, spend_before: Spend
+) -> OptimizeContext:
+    config = prepared.config
+    judge = None
+    if config.scoring.judge is not None:
+        from assay.scoring.judge import build_judge
+
+        judge = build_judge(config.scoring.judge, engine)
+    scorer = ResponseScorer(build_metrics(config.scoring.metrics, prepared.dataset.samples), judge)
+    run_ctx = RunContext(run_id, services.store, engine, scorer)
+
+    def request_for(prompt: PromptTemplate, sample: Sample) -> Request:
+        return Request(messages=prompt.render(sample), params=config.params)
+
+    evaluator = Evaluator(run_ctx, config.model, request_for)
+    return OptimizeContext(
+        config,
+        run_id,
+        services.store,
+        engine,
+        evaluator,
+        prepared.split,
+        scoring_text(config, prepared.dataset),
+        spend_before,
+    )
+
+
+def scoring_text(config: OptimizeConfig, dataset: Dataset) -> str:
+    """What the reasoner is told about "good": the rubric itself, or the metrics' rules."""
+    if config.scoring.judge is not None:
+        return "A judge scores each response with this rubric:\n" + config.scoring.judge.rubric
+    lines = []
+    for name in config.scoring.metrics:
+        if name.split(":")[0] == "label":
+            labels = sorted({s.reference for s in dataset.samples if s.reference})
+            lines.append(
+                "label: the first of these labels found in the response must equal "
+                f"the expected answer: {', '.join(labels)}"
+            )
+        else:
+            lines.append(
+                f"{name}: a reference metric comparing the response with the expected answer"
+            )
+    return "\n".join(lines)
+
+
+async def _initial_state(
+    prepared: Prepared,
+    ctx: OptimizeContext,
+    records: list[IterationRecord],
+    reporter: Reporter,
+) -> LoopState:
+    baseline = prepared.prompt
+    if not records:
+        reporter.phase("Evaluating the baseline prompt on train and val")
+        record = await _baseline_record(baseline, ctx)
+        ctx.store.save_iteration(ctx.run_id, 0, record.model_dump())
+        reporter.iteration(record)
+        records = [record]
+    state = LoopState(
+        baseline=baseline,
+        best=baseline,
+        best_val=await ctx.evaluate(baseline, ctx.split.val),
+        records=[],
+    )
+    for record in records:
+        await apply(state, record, ctx)
+    return state
+
+
+async def _baseline_record(baseline: PromptTemplate, ctx: OptimizeContext) -> IterationRecord:
+    on_batch = await ctx.evaluate(baseline, train_batch(ctx, 0))
+    on_val = await ctx.evaluate(baseline, ctx.split.val)
+    return IterationRecord(
+        idx=0,
+        strategy="baseline",
+        status="baseline",
+        prompt_hash=baseline.hash,
+        prompt=baseline.text,
+        train_parent=on_batch.mean,
+        val_candidate=on_val.mean,
+        spend=current_spend(ctx),
+    )
+
+
+async def apply(state: LoopState, record: IterationRecord, ctx: OptimizeContext) -> None:
+    """Fold one checkpoint into the state (used live and when replaying on resume)."""
+    state.records.append(record)
+    if record.status == "accepted":
+        state.best = PromptTemplate.from_text(record.prompt)
+        state.best_val = await ctx.evaluate(state.best, ctx.split.val)
+        state.since_improvement = 0
+    elif record.status == "rejected":
+        state.since_improvement += 1
+
+
+async def run_loop(
+    state: LoopState, ctx: OptimizeContext, strategy: Strategy, reporter: Reporter
+) -> None:
+    while (reason := stop_reason(state, ctx)) is None:
+        reporter.phase(f"Iteration {len(state.records)}: diagnose and rewrite")
+        try:
+            record = await strategy.step(state, ctx)
+        except BudgetExceeded as exc:
+            state.stopped_reason = f"budget: {exc.message}"
+            return
+        record = record.model_copy(update={"spend": current_spend(ctx)})
+        ctx.store.save_iteration(ctx.run_id, record.idx, record.model_dump())
+        await apply(state, record, ctx)
+        reporter.iteration(record)
+    state.stopped_reason = reason
+
+
+def stop_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
+    rules = ctx.config.stop
+    best = state.best_val.mean
+    if rules.target is not None and best is not None and best >= rules.target:
+        return f"target {rules.target:g} reached on val ({best:.3f})"
+    if state.iterations_done >= rules.max_iterations:
+        return f"max iterations ({rules.max_iterations}) done"
+    if state.since_improvement >= rules.patience:
+        return f"no val improvement in {rules.patience} iterations (patience)"
+    return None
+
+
+def current_spend(ctx: OptimizeContext) -> Spend:
+    before = ctx.spend_before
+    totals = ctx.engine.accounting.snapshot()
+    reasoning = [t for (purpose, _), t in totals.items() if purpose == "reasoning"]
+    return Spend(
+        calls=before.calls + sum(t.calls + t.failed_calls for t in totals.values()),
+        cached_calls=before.cached_calls + sum(t.cached_calls for t in totals.values()),
+        cost_usd=before.cost_usd + sum(t.cost_usd for t in totals.values()),
+        cost_known=before.cost_known and all(t.cost_known for t in totals.values()),
+        reasoning_input_tokens=before.reasoning_input_tokens
+        + sum(t.input_tokens for t in reasoning),
+        reasoning_output_tokens=before.reasoning_output_tokens
+        + sum(t.output_tokens for t in reasoning),
+    )
+
+
+async def finish(
+    state: LoopState, ctx: OptimizeContext, prepared: Prepared, reporter: Reporter
+) -> OptimizeResult:
+    """Score the baseline and the best prompt on test: the only time test is touched."""
+    reporter.phase("Scoring the baseline and the best prompt on the held-out test split")
+    status = "complete"
+    try:
+        base_test = await ctx.evaluate(state.baseline, ctx.split.test)
+        best_test = await ctx.evaluate(state.best, ctx.split.test)
+    except BudgetExceeded as exc:
+        raise BudgetExceeded(
+            f"{exc.message}; the test split was not scored (run {ctx.run_id})"
+        ) from None
+    baseline_val = await ctx.evaluate(state.baseline, ctx.split.val)
+    return _result(state, ctx, prepared, status, (baseline_val, base_test), best_test)
+
+
+def _values(evaluation: Evaluation, ids: Sequence[str]) -> list[float | None]:
+    return [evaluation.value(i) for i in ids]
+
+
+def _result(
+    state: LoopState,
+    ctx: OptimizeContext,
+    prepared: Prepared,
+    status: str,
+    baseline: tuple[Evaluation, Evaluation],
+    best_test: Evaluation,
+) -> OptimizeResult:
+    base_val, base_test = baseline
+    ids = [s.id for s in ctx.split.test]
+    gain = paired_compare(_values(base_test, ids), _values(best_test, ids), seed=ctx.config.seed)
+    b, f = base_test.mean, best_test.mean
+    val_best = state.best_val.mean
+    return OptimizeResult(
+        run_id=ctx.run_id,
+        status=status,
+        stopped_reason=state.stopped_reason,
+        data=ctx.config.data,
+        dataset_sha256=prepared.dataset.content_hash,
+        split=SplitInfo(
+            train=len(ctx.split.train),
+            val=len(ctx.split.val),
+            test=len(ctx.split.test),
+            seed=ctx.config.split.seed,
+            stratified=ctx.split.stratified,
+        ),
+        model=ctx.config.model.spec,
+        reasoning_model=ctx.config.reasoner.spec,
+        strategy=ctx.config.strategy,
+        metric=primary_metric(ctx.config),
+        baseline=TestScores(
+            prompt_hash=state.baseline.hash, val=base_val.aggregate, test=base_test.aggregate
+        ),
+        final=TestScores(
+            prompt_hash=state.best.hash, val=state.best_val.aggregate, test=best_test.aggregate
+        ),
+        gain=gain,
+        relative_gain=(f - b) / b if b and f is not None else None,
+        val_test_gap=val_best - f if val_best is not None and f is not None else None,
+        iterations=state.iterations_done,
+        accepted=sum(1 for r in state.records if r.status == "accepted"),
+        spend=current_spend(ctx),
+        best_prompt=state.best.text,
+        trajectory=state.records,
+    )

@@ -1,0 +1,135 @@
+/* Assay report: the per-sample explorer. Data comes from a JSON island and is written into
+   the page with textContent only, never as HTML. No library, no network. */
+(function () {
+  "use strict";
+  var PAGE = 40;
+
+  function make(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function scorePill(cell) {
+    if (cell.status === "scored") {
+      var tone = cell.score >= 1 ? "good" : cell.score <= 0 ? "bad" : "mid";
+      return make("span", "pill " + tone, cell.score.toFixed(2));
+    }
+    var tones = { error: "bad", unscored: "warn", missing: "mid" };
+    return make("span", "pill " + (tones[cell.status] || "mid"), cell.status);
+  }
+
+  function field(label, text, cls) {
+    var box = make("div", cls);
+    box.appendChild(make("div", "field-label", label));
+    box.appendChild(make("div", "text", text));
+    return box;
+  }
+
+  function renderCell(name, cell) {
+    var box = make("div", "output");
+    box.setAttribute("data-variant", name);
+    var head = make("div", "vhead");
+    head.appendChild(make("span", "vname", name));
+    head.appendChild(scorePill(cell));
+    box.appendChild(head);
+    if (cell.text !== null && cell.text !== undefined) box.appendChild(make("div", "text resp", cell.text));
+    if (cell.error) box.appendChild(make("div", "text error", cell.error));
+    if (cell.status === "missing") box.appendChild(make("div", "reason", "no result recorded"));
+    if (cell.reason && cell.reason !== cell.error) box.appendChild(make("div", "reason", cell.reason));
+    (cell.others || []).forEach(function (pair) {
+      var value = typeof pair[1] === "number" ? pair[1].toFixed(3) : pair[1];
+      box.appendChild(make("div", "reason", pair[0] + ": " + value));
+    });
+    var why = cell.rationale || cell.raw;
+    if (why) {
+      var details = make("details", "rationale");
+      details.appendChild(make("summary", null, cell.rationale ? "Judge rationale" : "Judge reply"));
+      details.appendChild(make("div", "text", why));
+      box.appendChild(details);
+    }
+    return box;
+  }
+
+  function renderRow(row, data) {
+    var card = make("article", "sample");
+    card.setAttribute("data-sample", row.id);
+    var head = make("div", "sample-head");
+    head.appendChild(make("span", "sid", row.id));
+    if (row.repeat) head.appendChild(make("span", "pill", "repeat " + row.repeat));
+    if (row.disagree) head.appendChild(make("span", "pill warn", "models disagree"));
+    if (row.spread > 0) head.appendChild(make("span", "muted", "spread " + row.spread.toFixed(2)));
+    card.appendChild(head);
+    var io = make("div", "sample-io");
+    io.appendChild(field("Input", row.input));
+    var reference = row.reference === null ? (data.references ? "(none)" : "(not available)") : row.reference;
+    io.appendChild(field("Reference", reference));
+    card.appendChild(io);
+    var outputs = make("div", "outputs");
+    row.cells.forEach(function (cell, i) { outputs.appendChild(renderCell(data.variants[i], cell)); });
+    card.appendChild(outputs);
+    return card;
+  }
+
+  function haystack(row) {
+    var parts = [row.id, row.input, row.reference];
+    row.cells.forEach(function (c) { parts.push(c.text, c.error, c.reason, c.rationale); });
+    return parts.filter(Boolean).join("\n").toLowerCase();
+  }
+
+  function select(rows, filter, query) {
+    var out = rows.filter(function (row) {
+      if (filter === "failures" && !row.failure) return false;
+      if (filter === "disagree" && !row.disagree) return false;
+      if (filter === "changes" && !(row.spread > 0)) return false;
+      return !query || row.text.indexOf(query) !== -1;
+    });
+    if (filter === "changes") out.sort(function (a, b) { return b.spread - a.spread; });
+    return out;
+  }
+
+  function setup(root) {
+    var source = document.getElementById(root.getAttribute("data-source"));
+    if (!source) return;
+    var data = JSON.parse(source.textContent);
+    data.rows.forEach(function (row) { row.text = haystack(row); });
+    var list = root.querySelector(".sample-list");
+    var count = root.querySelector(".count");
+    var search = root.querySelector("input[type=search]");
+    var buttons = root.querySelectorAll("button[data-filter]");
+    var state = { filter: "all", query: "", shown: PAGE };
+
+    function update() {
+      var rows = select(data.rows, state.filter, state.query);
+      list.replaceChildren();
+      rows.slice(0, state.shown).forEach(function (row) { list.appendChild(renderRow(row, data)); });
+      if (!rows.length) list.appendChild(make("div", "empty", "No sample matches."));
+      if (rows.length > state.shown) {
+        var more = make("button", "button more", "Show " + Math.min(PAGE, rows.length - state.shown) + " more");
+        more.type = "button";
+        more.addEventListener("click", function () { state.shown += PAGE; update(); });
+        list.appendChild(more);
+      }
+      count.textContent = rows.length + " of " + data.rows.length + " samples";
+      root.setAttribute("data-count", String(rows.length));
+    }
+
+    buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        state.filter = button.getAttribute("data-filter");
+        state.shown = PAGE;
+        buttons.forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
+        update();
+      });
+    });
+    search.addEventListener("input", function () {
+      state.query = search.value.trim().toLowerCase();
+      state.shown = PAGE;
+      update();
+    });
+    update();
+  }
+
+  document.querySelectorAll(".explorer[data-source]").forEach(setup);
+})();

@@ -1,0 +1,141 @@
+"""The benchmark tables: models (the numbers of ``analyse()``) and the paired comparisons."""
+
+from __future__ import annotations
+
+from assay.bench.compare import PairRow
+from assay.bench.results import RunReport
+from assay.bench.summary import VariantSummary
+from assay.report import fmt
+from assay.report.html import Markup, el, join
+from assay.scoring.stats import PairedComparison
+
+
+def th(text: str, num: bool = False, title: str | None = None) -> Markup:
+    return el("th", text, class_="num" if num else None, scope="col", title=title)
+
+
+def td(content: str, num: bool = False, **kw: object) -> Markup:
+    return el("td", content, class_="num" if num else None, **kw)
+
+
+def models_table(report: RunReport) -> Markup:
+    judged = any(v.judge_cost_usd for v in report.variants)
+    heads = [
+        th("Model"),
+        th(f"Score ({report.primary_metric})", True, "mean with a 95% bootstrap interval"),
+        th("ok / unscored / errors", True, "unscored and errors are excluded from the mean"),
+        th("$ / 1k req", True, "task model, from real token usage"),
+        *([th("Judge $", True)] if judged else []),
+        th("p50", True, "median latency per request"),
+        th("p95", True, "95th percentile latency per request"),
+        th("tok/s", True, "output tokens per second"),
+        th("tokens in / out", True, "mean per request"),
+    ]
+    best = _best_variant(report.variants)
+    rows = [_model_row(v, report, judged, v.variant == best) for v in report.variants]
+    table = el("table", [el("thead", el("tr", heads)), el("tbody", rows)], class_="models")
+    return el("div", table, class_="table-wrap")
+
+
+def _best_variant(variants: list[VariantSummary]) -> str | None:
+    means = {v.variant: v.score.mean for v in variants if v.score and v.score.mean is not None}
+    return max(means, key=lambda name: means[name]) if means else None
+
+
+def _model_row(v: VariantSummary, report: RunReport, judged: bool, best: bool) -> Markup:
+    agg = v.score
+    counts = f"{agg.n_scored} / {agg.n_unscored} / {v.n_errors}" if agg else f"0 / 0 / {v.n_errors}"
+    cells = [
+        td(_model_cell(v, report)),
+        td(_score_cell(v), True, data_metric="score"),
+        td(counts, True, data_metric="counts"),
+        td(_cost_cell(v), True, data_metric="cost"),
+        *([td(fmt.usd(v.judge_cost_usd), True)] if judged else []),
+        td(f"{fmt.ms(v.latency_p50_ms)} ms", True, data_metric="p50"),
+        td(f"{fmt.ms(v.latency_p95_ms)} ms", True, data_metric="p95"),
+        td(fmt.number(v.output_tokens_per_s), True),
+        td(
+            f"{fmt.number(v.input_tokens_per_request, 0)} / "
+            f"{fmt.number(v.output_tokens_per_request, 0)}",
+            True,
+        ),
+    ]
+    return el("tr", cells, class_="best" if best else None, data_variant=v.variant)
+
+
+def _model_cell(v: VariantSummary, report: RunReport) -> Markup:
+    parts = [el("div", v.variant, class_="model-name")]
+    if v.model and v.model != v.variant:
+        parts.append(el("div", v.model, class_="model-spec"))
+    if v.variant in report.pareto_quality_cost:
+        parts.append(el("span", "Pareto: quality/cost", class_="pill front"))
+    return join(parts)
+
+
+def _score_cell(v: VariantSummary) -> Markup:
+    agg = v.score
+    if agg is None or agg.mean is None:
+        return el("span", "no score", class_="muted")
+    return join([el("strong", fmt.score(agg.mean)), el("span", fmt.ci(agg), class_="ci")])
+
+
+def _cost_cell(v: VariantSummary) -> Markup:
+    main = fmt.usd(v.cost_per_1k_usd, 3)
+    if v.self_hosting_cost_per_1k_usd is None:
+        return el("span", main)
+    hosting = f"self-hosting ≈ {fmt.usd(v.self_hosting_cost_per_1k_usd, 3)}"
+    return join([el("span", main), el("div", hosting, class_="model-spec")])
+
+
+# --- paired comparison matrix ----------------------------------------------------------------
+
+
+def comparison_matrix(report: RunReport) -> Markup:
+    """Cell (row R, column C): mean score of R minus C on the items both answered."""
+    names = [v.variant for v in report.variants]
+    head = el(
+        "tr", [el("th", "row − column"), *(el("th", n, class_="name", scope="col") for n in names)]
+    )
+    rows = [
+        el(
+            "tr",
+            [
+                el("th", r, class_="row", scope="row"),
+                *(_cell(report.comparisons, r, c) for c in names),
+            ],
+        )
+        for r in names
+    ]
+    table = el("table", [el("thead", head), el("tbody", rows)], class_="matrix")
+    return el("div", table, class_="table-wrap")
+
+
+def oriented(pairs: list[PairRow], row: str, col: str) -> PairedComparison | None:
+    """The comparison as row minus column (PairRow's diff is b - a)."""
+    for pair in pairs:
+        if (pair.a, pair.b) == (col, row):
+            return pair.comparison
+        if (pair.a, pair.b) == (row, col):
+            c = pair.comparison
+            flip = {"diff": _neg(c.diff), "ci_low": _neg(c.ci_high), "ci_high": _neg(c.ci_low)}
+            return c.model_copy(update={**flip, "mean_a": c.mean_b, "mean_b": c.mean_a})
+    return None
+
+
+def _neg(value: float | None) -> float | None:
+    return None if value is None else -value
+
+
+def _cell(pairs: list[PairRow], row: str, col: str) -> Markup:
+    if row == col:
+        return el("td", "—", class_="cell self")
+    c = oriented(pairs, row, col)
+    if c is None or c.diff is None:
+        return el("td", "no shared items", class_="cell muted")
+    ci = "" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high or 0:+.3f}]"
+    verdict = "significant" if c.significant else "within noise"
+    sub = f"{ci} p={fmt.p_value(c.p_value)} · n={c.n} · {verdict}"
+    tone = "" if not c.significant else " win" if c.diff > 0 else " loss"
+    title = f"{row} minus {col}: {c.method}"
+    content = [el("span", fmt.signed(c.diff), class_="d"), el("span", sub, class_="sig")]
+    return el("td", content, class_="cell" + tone, title=title)

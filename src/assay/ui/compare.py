@@ -1,0 +1,107 @@
+"""The compare page: two benchmark runs on the same data, sample by sample (``compare_runs``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assay.bench.runs_compare import RunComparison, compare_runs
+from assay.errors import UserInputError
+from assay.report import fmt
+from assay.report.html import Markup, el, join, void
+from assay.store.runstore import RunRecord, RunStore
+from assay.ui.pages import PageContext, page
+
+
+@dataclass(frozen=True)
+class CompareQuery:
+    a: str = ""
+    b: str = ""
+    variant_a: str = ""
+    variant_b: str = ""
+
+    @classmethod
+    def from_params(cls, params: dict[str, list[str]]) -> CompareQuery:
+        def one(name: str) -> str:
+            return (params.get(name) or [""])[0].strip()
+
+        return cls(one("a"), one("b"), one("va"), one("vb"))
+
+
+def compare_page(ctx: PageContext, store: RunStore, query: CompareQuery) -> str:
+    runs = [r for r in store.list_runs(200) if "variants" in r.config]
+    parts = [
+        el("h1", "Compare two runs"),
+        el("p", _INTRO, class_="sub"),
+        el("section", _form(runs, query), class_="card"),
+    ]
+    if query.a and query.b:
+        parts.append(_result(store, query))
+    return page(ctx, "Compare runs", join(parts))
+
+
+def _form(runs: list[RunRecord], q: CompareQuery) -> Markup:
+    variants = sorted({str(v["key"]) for r in runs for v in r.config.get("variants", [])})
+    fields = [
+        _select("a", "Run A (baseline)", runs, q.a),
+        _text("va", "Variant A (if several)", q.variant_a),
+        _select("b", "Run B", runs, q.b),
+        _text("vb", "Variant B (if several)", q.variant_b),
+        el("button", "Compare", type="submit", class_="button"),
+        el("datalist", [el("option", "", value=v) for v in variants], id="variant-keys"),
+    ]
+    return el("form", fields, method="get", action="/compare", class_="inline")
+
+
+def _select(name: str, label: str, runs: list[RunRecord], chosen: str) -> Markup:
+    options = [el("option", "choose a run…", value="")]
+    for r in runs:
+        models = ", ".join(str(v["key"]) for v in r.config.get("variants", []))
+        options.append(el("option", f"{r.id} ({models})", value=r.id, selected=r.id == chosen))
+    return el("label", [label, el("select", options, name=name)])
+
+
+def _text(name: str, label: str, value: str) -> Markup:
+    return el(
+        "label",
+        [
+            label,
+            void("input", name=name, value=value, list="variant-keys", placeholder="variant key"),
+        ],
+    )
+
+
+def _result(store: RunStore, q: CompareQuery) -> Markup:
+    try:
+        result = compare_runs(store, q.a, q.b, q.variant_a or None, q.variant_b or None)
+    except UserInputError as exc:
+        return el("div", el("p", str(exc)), class_="callout warn")
+    return el(
+        "section",
+        [el("h2", "Result"), el("p", result.sentence()), _table(result)],
+        class_="card",
+        data_part="comparison",
+    )
+
+
+def _table(r: RunComparison) -> Markup:
+    c = r.comparison
+    ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high or 0:+.3f}]"
+    rows = [
+        ("Metric", r.metric),
+        ("A", f"{r.run_a} · {r.variant_a}"),
+        ("B", f"{r.run_b} · {r.variant_b}"),
+        ("Paired samples", f"{c.n} ({c.n_dropped} without a score on both sides)"),
+        ("Mean A → B", f"{fmt.score(c.mean_a)} → {fmt.score(c.mean_b)}"),
+        ("Difference B − A", f"{fmt.signed(c.diff)} {ci}"),
+        ("p", fmt.p_value(c.p_value)),
+        ("Significant", "yes" if c.significant else "no"),
+        ("Method", c.method),
+    ]
+    body = el("tbody", [el("tr", [el("th", k, scope="row"), el("td", v)]) for k, v in rows])
+    return el("table", body, class_="kv")
+
+
+_INTRO = (
+    "Pick two runs on the same dataset, e.g. before and after a prompt change. The difference "
+    "is paired by sample, with a bootstrap interval and a sign-flip permutation test."
+)

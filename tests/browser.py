@@ -1,0 +1,290 @@
+"""Shared helpers for the report and dashboard tests: real runs to look at, and a real browser.
+
+The browser is the system's Chromium (Debian packages ``chromium`` and ``chromium-driver``,
+see scripts/install-browser.sh) driven by Playwright's Python package; nothing here downloads
+a browser. Browser tests skip when Chromium is absent, except in CI (``CI=true``), where a
+missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assay.bench import runner
+from assay.bench.config import RunConfig, ScoringConfig
+from assay.data import demo_path, load_dataset
+from assay.engine.cache import ResponseCache
+from assay.engine.pricing import PriceTable
+from assay.providers.specs import resolve_model
+from assay.records import ModelConfig, Price
+from assay.scoring.judge import JudgeConfig
+from assay.store.runstore import RunStore
+from assay.testing import Action, ChatRequest, ScriptedServer, error, reply
+
+CHROMIUM = os.environ.get("ASSAY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_IMG = '<img src=x onerror="window.__xss=2">'
+N_SAMPLES = 20
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+
+def browser_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (run scripts/install-browser.sh)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (run scripts/install-browser.sh)"
+    return None
+
+
+def require_browser() -> None:
+    """Skip without a browser, but fail in CI: there the browser tests must run."""
+    reason = browser_missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium with a fresh profile in a temporary directory.
+
+    Yields a Playwright ``BrowserContext`` (a persistent context is how Playwright takes a
+    ``--user-data-dir``); ``watched_page`` opens pages in it.
+    """
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="assay-chromium-")
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class Watched:
+    """A page with every console error, page error and failed request it produced."""
+
+    page: Any
+    problems: list[str]
+
+
+def watched_page(context: Any, width: int = 1280, height: int = 900) -> Watched:
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    return Watched(page, problems)
+
+
+def screenshot(page: Any, name: str, selector: str | None = None) -> Path:
+    """Save docs/screenshots/NAME.png (the whole page, or one element)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    target = page.locator(selector).first if selector else page
+    target.screenshot(path=str(path))
+    return path
+
+
+# --- runs to look at --------------------------------------------------------------------------
+
+
+class Zoo:
+    """Scripted models for the sentiment demo: right on a fixed share of items, by hash.
+
+    ``acc90`` answers one item with markup meant to run in a careless viewer; ``mystery``
+    has no known price and fails one item with a 400; ``judge`` grades on a 1-5 scale.
+    """
+
+    def __init__(self) -> None:
+        samples = load_dataset(demo_path("sentiment.jsonl")).samples[:N_SAMPLES]
+        self.truth = {s.input_text(): s.reference or "" for s in samples}
+        self.texts = list(self.truth)
+        self.xss_text = self.texts[2]
+        self.error_text = self.texts[5]
+
+    def __call__(self, request: ChatRequest) -> Action:
+        if request.model == "judge":
+            return self._judge(request.last_user_text)
+        text = request.last_user_text
+        digest = hashlib.sha256(f"{request.model}|{text}".encode()).digest()
+        delay = 0.002 + digest[1] / 255 * (0.06 if request.model == "acc90" else 0.02)
+        if request.model == "mystery" and text == self.error_text:
+            return error(400, "scripted bad request")
+        share = {"acc90": 90, "acc60": 60, "free": 75, "mystery": 80}.get(request.model, 50)
+        truth = self.truth.get(text, "positive")
+        answer = (
+            truth if digest[0] % 100 < share else {"positive": "negative"}.get(truth, "positive")
+        )
+        if request.model == "acc90" and text == self.xss_text:
+            answer = f"{answer} {XSS_SCRIPT} {XSS_IMG} </script><b>bold?</b>"
+        return reply(answer, input_tokens=40, output_tokens=3, delay=delay)
+
+    def _judge(self, prompt: str) -> Action:
+        response = _between(prompt, "response")
+        reference = _between(prompt, "reference")
+        good = reference.strip() and reference.strip().lower() in response.lower()
+        verdict = 5 if good else 2
+        why = "The response names the reference sentiment." if good else "Wrong sentiment."
+        return reply(f"{why} <i>judged</i>\nVERDICT: {verdict}", input_tokens=200, output_tokens=20)
+
+
+def _between(text: str, tag: str) -> str:
+    found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.S)
+    return found.group(1) if found else ""
+
+
+@dataclass(frozen=True)
+class DemoRuns:
+    store_dir: Path
+    bench: str  # four models, label metric: the main report
+    judged: str  # two models, judge + label, same data: rationale and compare
+    optimize: str  # fake optimization iterations
+    running: str  # started, partly done, never finished
+    xss_sample: str
+    error_sample: str
+
+
+def model(srv: ScriptedServer, name: str, price: Price | None) -> ModelConfig:
+    return resolve_model(f"compat/{name}", base_url=srv.base_url, label=name, price=price)
+
+
+def build_demo_runs(directory: Path) -> DemoRuns:
+    """Real runs through the real runner against a scripted server, in ``directory``."""
+    zoo = Zoo()
+    store = RunStore.open(directory)
+    with ScriptedServer(zoo) as srv:
+        models = [
+            model(srv, "acc90", Price(input_per_mtok=2.5, output_per_mtok=10)),
+            model(srv, "acc60", Price(input_per_mtok=0.1, output_per_mtok=0.4)),
+            model(srv, "free", Price(input_per_mtok=0, output_per_mtok=0)),
+            model(srv, "mystery", None),
+        ]
+        bench = _run(store, directory, RunConfig(**_base(), models=models))
+        judge = JudgeConfig(
+            models=[model(srv, "judge", Price(input_per_mtok=0.5, output_per_mtok=1))],
+            rubric="Is the sentiment right? Score 1-5.",
+        )
+        scoring = ScoringConfig(metrics=["label"], judge=judge)
+        judged = _run(
+            store, directory, RunConfig(**{**_base(), "scoring": scoring}, models=models[:2])
+        )
+        running = _partial_run(store, directory, RunConfig(**_base(), models=models[:2]))
+    samples = {s.input_text(): s.id for s in load_dataset(demo_path("sentiment.jsonl")).samples}
+    return DemoRuns(
+        directory,
+        bench,
+        judged,
+        _optimize_run(store),
+        running,
+        samples[zoo.xss_text],
+        samples[zoo.error_text],
+    )
+
+
+def _base() -> dict[str, Any]:
+    return {
+        "data": str(demo_path("sentiment.jsonl")),
+        "prompts": [str(demo_path("sentiment_prompt.md"))],
+        "scoring": ScoringConfig(metrics=["label"]),
+        "limit": N_SAMPLES,
+    }
+
+
+def _services(store: RunStore, directory: Path) -> runner.Services:
+    cache = ResponseCache(directory / "cache.sqlite")
+    return runner.Services(store=store, prices=PriceTable.bundled(), cache=cache)
+
+
+def _run(store: RunStore, directory: Path, config: RunConfig) -> str:
+    plan = runner.prepare(config)
+    services = _services(store, directory)
+    run_id = runner.start_run(plan, services)
+    asyncio.run(runner.execute_run(plan, services, run_id))
+    return run_id
+
+
+def _partial_run(store: RunStore, directory: Path, config: RunConfig) -> str:
+    """A run that recorded 13 of its 40 results and is still marked running."""
+    plan = runner.prepare(config)
+    run_id = runner.start_run(plan, _services(store, directory))
+    source = runner.start_run(plan, _services(store, directory))
+    asyncio.run(runner.execute_run(plan, _services(store, directory), source))
+    wanted = {"acc90": 8, "acc60": 5}
+    for result in store.results(source):
+        if wanted.get(result.variant, 0) > 0:
+            wanted[result.variant] -= 1
+            store.save_result(result.model_copy(update={"run_id": run_id}))
+    return run_id
+
+
+def _optimize_run(store: RunStore) -> str:
+    run_id = store.create_run("optimize", {"model": "compat/acc60", "metric": "label"})
+    prompts = [
+        "Classify the sentiment.",
+        "Classify the sentiment of the review.\nAnswer with one word: positive or negative.",
+        "Classify the sentiment of the review.\nAnswer with one word: positive or negative.\n"
+        "Ignore <b>markup</b> & sarcasm.",
+    ]
+    steps = [
+        (0.42, 0.40, "baseline", None),
+        (0.71, 0.66, "accepted", 0),
+        (0.74, 0.64, "rejected", 1),
+    ]
+    for i, (train, val, status, parent) in enumerate(steps):
+        record = {
+            "train_score": train,
+            "val_score": val,
+            "status": status,
+            "parent": parent,
+            "prompt": prompts[i],
+            "explanation": f"Step {i}: <script>window.__xss=3</script> keep answers short.",
+        }
+        store.save_iteration(run_id, i, record)
+    store.set_status(run_id, "complete")
+    return run_id
