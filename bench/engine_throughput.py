@@ -217,7 +217,10 @@ class SdkClient:
         import httpx
         import openai
 
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # legacy httpx.Limits, as Assay passes them (the SDK's httpx2 reads them duck-typed)
+        limits: Any = httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency
+        )
         self._client = openai.AsyncOpenAI(
             api_key="not-needed",
             base_url=base_url,
@@ -303,10 +306,10 @@ class EngineClient:
         from assay.engine import engine as engine_module
 
         self._module = engine_module
-        self._factory = engine_module.make_provider
+        self._factory = getattr(engine_module, "make_provider")  # noqa: B009 - restored in aclose
         if stub_delay is not None:
             stub = StubProvider(stub_delay)
-            engine_module.make_provider = lambda *_args, **_kwargs: stub  # type: ignore[assignment]
+            setattr(engine_module, "make_provider", lambda *_args, **_kwargs: stub)  # noqa: B010
         config = engine_module.EngineConfig(concurrency=concurrency, use_cache=False)
         self._engine = engine_module.Engine(config)
         self._model = _assay_model(base_url)
@@ -319,7 +322,7 @@ class EngineClient:
         try:
             await self._engine.aclose()
         finally:
-            self._module.make_provider = self._factory  # type: ignore[assignment]
+            setattr(self._module, "make_provider", self._factory)  # noqa: B010
 
 
 def make_client(name: str, base_url: str, concurrency: int, delay: float) -> Client:

@@ -14,11 +14,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -47,6 +48,7 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2">'
 N_SAMPLES = 20
+T = TypeVar("T")
 
 
 # --- the browser ------------------------------------------------------------------------------
@@ -122,12 +124,45 @@ def watched_page(context: Any, width: int = 1280, height: int = 900) -> Watched:
     return Watched(page, problems)
 
 
-def screenshot(page: Any, name: str, selector: str | None = None) -> Path:
-    """Save docs/screenshots/NAME.png (the whole page, or one element)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    target = page.locator(selector).first if selector else page
-    target.screenshot(path=str(path))
+_PAGE_BOX = (
+    "e => { const r = e.getBoundingClientRect(); return [r.top + scrollY, r.bottom + scrollY]; }"
+)
+
+
+def screenshot_dir() -> Path:
+    """docs/screenshots with ASSAY_SCREENSHOTS=1 (to refresh the docs), else a temporary dir.
+
+    Run ids and timings differ on every run, so writing the docs' images on every test run
+    would change tracked files each time.
+    """
+    if os.environ.get("ASSAY_SCREENSHOTS"):
+        return SCREENSHOTS
+    return Path(tempfile.gettempdir()) / "assay-screenshots"
+
+
+def screenshot(
+    page: Any,
+    name: str,
+    *,
+    selectors: list[str] | None = None,
+    clip_bottom: float | None = None,
+    max_height: float = 4000,
+    pad: float = 16,
+) -> Path:
+    """Save NAME.png: the page from the top to ``clip_bottom``, or the box around ``selectors``."""
+    folder = screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    width = page.viewport_size["width"]
+    if selectors:
+        boxes = [page.locator(s).first.evaluate(_PAGE_BOX) for s in selectors]
+        top = min(b[0] for b in boxes) - pad
+        bottom = max(b[1] for b in boxes) + pad
+    else:
+        top, bottom = 0.0, clip_bottom or page.viewport_size["height"]
+    height = min(bottom - top, max_height)
+    clip = {"x": 0, "y": max(0.0, top), "width": width, "height": height}
+    page.screenshot(path=str(path), full_page=True, clip=clip)
     return path
 
 
@@ -241,11 +276,17 @@ def _services(store: RunStore, directory: Path) -> runner.Services:
     return runner.Services(store=store, prices=PriceTable.bundled(), cache=cache)
 
 
+def in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in its own thread: Playwright's sync API keeps a loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _run(store: RunStore, directory: Path, config: RunConfig) -> str:
     plan = runner.prepare(config)
     services = _services(store, directory)
     run_id = runner.start_run(plan, services)
-    asyncio.run(runner.execute_run(plan, services, run_id))
+    in_thread(runner.execute_run(plan, services, run_id))
     return run_id
 
 
@@ -254,7 +295,7 @@ def _partial_run(store: RunStore, directory: Path, config: RunConfig) -> str:
     plan = runner.prepare(config)
     run_id = runner.start_run(plan, _services(store, directory))
     source = runner.start_run(plan, _services(store, directory))
-    asyncio.run(runner.execute_run(plan, _services(store, directory), source))
+    in_thread(runner.execute_run(plan, _services(store, directory), source))
     wanted = {"acc90": 8, "acc60": 5}
     for result in store.results(source):
         if wanted.get(result.variant, 0) > 0:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from assay.records import Completion
+from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import Aggregate, aggregate, percentile
 from assay.store.runstore import ResultRecord
 
@@ -77,15 +78,16 @@ def _sum_cost(completions: Sequence[Completion]) -> float | None:
 
 
 def _judge_cost(results: Sequence[ResultRecord]) -> float | None:
+    """Sum of the judge's cost over every judgement; None when any is unknown."""
     total = 0.0
     for r in results:
-        for score in r.scores.values():
-            if "judge_cost_usd" not in score.details:
-                continue
-            cost = score.details["judge_cost_usd"]
-            if cost is None:
-                return None
-            total += float(cost)
+        judge = r.scores.get(JUDGE_SCORE)
+        if judge is None or "cost_usd" not in judge.details:
+            continue
+        cost = judge.details["cost_usd"]
+        if cost is None:
+            return None
+        total += float(cost)
     return total
 
 

@@ -264,6 +264,8 @@ async def run_loop(
 def stop_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
     rules = ctx.config.stop
     best = state.best_val.mean
+    if (reason := budget_reason(state, ctx)) is not None:
+        return reason
     if rules.target is not None and best is not None and best >= rules.target:
         return f"target {rules.target:g} reached on val ({best:.3f})"
     if state.iterations_done >= rules.max_iterations:
@@ -271,6 +273,41 @@ def stop_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
     if state.since_improvement >= rules.patience:
         return f"no val improvement in {rules.patience} iterations (patience)"
     return None
+
+
+def budget_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
+    """Stop while the budget still covers one more iteration and the final test."""
+    budget, ledger = ctx.engine.config.budget, ctx.engine.ledger
+    calls_per_item = _calls_per_item(ctx)
+    batch = min(ctx.config.batch_size, len(ctx.split.train))
+    test_calls = 2 * len(ctx.split.test) * calls_per_item
+    step_calls = (2 * batch + len(ctx.split.val)) * calls_per_item + 3
+    if budget.max_calls is not None and ledger.calls + step_calls + test_calls > budget.max_calls:
+        return (f"budget: {budget.max_calls} calls would not cover another iteration "
+                f"and the final test ({test_calls} calls)")
+    per_item = _cost_per_item(state.best_val)
+    if budget.max_cost_usd is not None and per_item is not None:
+        needed = (step_calls + test_calls) / calls_per_item * per_item
+        if ledger.spent_usd + needed > budget.max_cost_usd:
+            return f"budget: ${budget.max_cost_usd:g} would not cover another iteration and test"
+    return None
+
+
+def _calls_per_item(ctx: OptimizeContext) -> int:
+    judge = ctx.config.scoring.judge
+    return 1 + (judge.repeats * len(judge.models) if judge else 0)
+
+
+def _cost_per_item(evaluation: Evaluation) -> float | None:
+    """Mean task + judge cost of one evaluated sample, from real usage so far."""
+    costs = []
+    for result in evaluation.results.values():
+        if result.completion is None or result.completion.cost_usd is None:
+            continue
+        judge_score = result.scores.get(JUDGE_SCORE)
+        judge = float(judge_score.details.get("cost_usd") or 0.0) if judge_score else 0.0
+        costs.append(result.completion.cost_usd + judge)
+    return sum(costs) / len(costs) if costs else None
 
 
 def current_spend(ctx: OptimizeContext) -> Spend:

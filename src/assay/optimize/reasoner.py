@@ -182,8 +182,9 @@ async def propose(
     """Ask, parse, and on a parse error ask again with the error fed back (bounded)."""
     outcome = ProposalOutcome(proposal=None, error=None)
     conversation = list(messages)
-    for _ in range(max_retries + 1):
-        request = Request(messages=tuple(conversation), params=params)
+    for attempt in range(max_retries + 1):
+        # A distinct repeat index per attempt: a retry must not be answered from the cache.
+        request = Request(messages=tuple(conversation), params=params, repeat=attempt)
         try:
             completion = await engine.complete(model, request, purpose="reasoning")
         except ProviderError as exc:

@@ -11,7 +11,7 @@ from assay.report.html import Markup, el, void
 from assay.report.svg import Axis, f, line, linear_ticks, nice_log_range, svg, text
 from assay.scoring.stats import percentile
 
-W, H = 780, 440
+W, H = 960, 460
 LEFT, RIGHT, TOP, BOTTOM = 76, W - 28, 44, H - 60
 ZONE = 64  # width of the "$0" and "unknown" bands beside a log cost axis
 LOG_SPAN = 10.0  # positive costs this many times apart get a log axis
@@ -114,7 +114,7 @@ def _cost_frame(
             class_="frame",
         )
     ]
-    for band_x, name in ((zero_x, "$0 (local)"), (unknown_x, "cost unknown")):
+    for band_x, name in ((zero_x, "$0"), (unknown_x, "cost unknown")):
         if band_x is not None:
             parts.append(
                 void(

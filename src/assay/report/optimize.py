@@ -45,7 +45,7 @@ def _num(value: object) -> bool:
 
 
 def trajectory_chart(records: list[Record]) -> Markup:
-    width, height, left, right, top, bottom = 780, 300, 64, 752, 20, 250
+    width, height, left, right, top, bottom = 960, 300, 64, 932, 20, 250
     x = Axis(0, max(1, len(records) - 1), left, right)
     y = Axis(0.0, 1.0, bottom, top)
     parts: list[Markup] = []

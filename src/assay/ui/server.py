@@ -38,11 +38,11 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], store_dir: Path, allow_writes: bool) -> None:
-        super().__init__(address, DashboardHandler)
         self.store_dir = store_dir
         self.store = RunStore.open(store_dir)
         self.archive = ArchiveBook(store_dir)
         self.allow_writes = allow_writes
+        super().__init__(address, DashboardHandler)  # on failure it calls server_close()
         self.guard = Guard(port=self.server_address[1])
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=1000)
 
