@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from assay.data import demo_path
+from assay.data import demo_path, load_dataset
 from assay.data.prompts import load_prompt
-from assay.store.runstore import RunStore
-from assay.testing import ScriptedServer
-from assay.data import load_dataset
 from assay.optimize.config import SplitConfig
 from assay.optimize.split import split_samples
+from assay.store.runstore import RunStore
+from assay.testing import ScriptedServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
 from tests.run_helpers import assay
 
