@@ -99,6 +99,13 @@ def chromium() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's ``expect`` (its waits work under the pages' CSP; string waits use eval)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 @dataclass
 class Watched:
     """A page with every console error, page error and failed request it produced."""

@@ -23,7 +23,7 @@ from assay.ui import make_server
 from assay.ui.archive import ArchiveBook
 from assay.ui.security import Guard, split_host
 from assay.ui.server import DashboardServer
-from tests.browser import DemoRuns, build_demo_runs, chromium, screenshot, watched_page
+from tests.browser import DemoRuns, build_demo_runs, chromium, expect, screenshot, watched_page
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,9 @@ def test_dashboard_pages_in_a_browser(browser: Any, ui: DashboardServer, runs: D
     rows = w.page.locator("table.runs tbody tr")
     assert rows.count() >= 5
     assert w.page.locator(f'tr[data-run="{runs.running}"] .progress-label').inner_text(timeout=5000)
-    w.page.wait_for_function(label_has(f'[data-run="{runs.running}"] .progress-label', "13 / 40"))
+    expect(w.page.locator(f'[data-run="{runs.running}"] .progress-label')).to_contain_text(
+        "13 / 40"
+    )
     w.page.goto(ui.url + f"runs/{runs.bench}")
     assert w.page.locator("table.models tr[data-variant]").count() == 4
     w.page.locator('button[data-filter="failures"]').click()
@@ -334,10 +336,12 @@ def test_live_progress_updates_then_reloads(
     w = watched_page(browser)
     w.page.goto(ui.url + f"runs/{run_id}")
     label = w.page.locator('[data-part="live"] .progress-label')
-    w.page.wait_for_function(label_has("[data-part=live] .progress-label", "2 / 40 "))
+    expect(w.page.locator("[data-part=live] .progress-label")).to_contain_text("2 / 40 ")
     for r in acc90[2:5]:
         store.save_result(r.model_copy(update={"run_id": run_id}))
-    w.page.wait_for_function(label_has("[data-part=live] .progress-label", "5 / 40 "), timeout=6000)
+    expect(w.page.locator("[data-part=live] .progress-label")).to_contain_text(
+        "5 / 40 ", timeout=6000
+    )
     assert "acc90: 5 / 20" in w.page.locator(".progress-variants").inner_text()
     store.set_status(run_id, "stopped")
     w.page.wait_for_selector('[data-part="live"]', state="detached", timeout=6000)
@@ -373,11 +377,6 @@ const tries = [
   setTimeout(() => {{ document.getElementById("f2").submit(); window.done = true; }}, 300);
 }})();
 </script></body></html>"""
-
-
-def label_has(selector: str, text: str) -> str:
-    """A wait_for_function expression: the element's text contains ``text``."""
-    return f"(document.querySelector({selector!r}) || {{}}).textContent?.includes({text!r})"
 
 
 @pytest.fixture
@@ -448,12 +447,11 @@ def test_the_dashboard_itself_can_archive(
 def test_dashboard_screenshots(browser: Any, ui: DashboardServer, runs: DemoRuns) -> None:
     w = watched_page(browser, 1280, 800)
     w.page.goto(ui.url)
-    w.page.wait_for_function(
-        "[...document.querySelectorAll('.progress-label')].every(e => e.textContent.includes('/'))"
-    )
+    for label in w.page.locator(".progress-label").all():
+        expect(label).to_contain_text(" / ")
     shots = [screenshot(w.page, "dashboard-runs", selectors=["header.topbar", "main"])]
     w.page.goto(ui.url + f"runs/{runs.running}")
-    w.page.wait_for_function(label_has("[data-part=live] .progress-label", " / "))
+    expect(w.page.locator("[data-part=live] .progress-label")).to_contain_text(" / ")
     shots.append(screenshot(w.page, "dashboard-run", clip_bottom=1000))
     w.page.goto(ui.url + f"compare?a={runs.bench}&b={runs.judged}&va=acc60&vb=acc90")
     shots.append(screenshot(w.page, "dashboard-compare", selectors=["header.topbar", "main"]))

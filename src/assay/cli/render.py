@@ -61,11 +61,11 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
     console.print(models_table(report.variants, report.primary_metric))
     if report.comparisons:
         console.print(comparisons_table(report))
-    console.print(
-        f"[bold]Pareto front[/bold] (quality vs $/1k): "
-        f"{', '.join(report.pareto_quality_cost) or '–'}"
-    )
-    console.print(f"[bold]Recommendation[/bold]: {report.recommendation}")
+    fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
+    for axis, front in fronts:
+        line = f" (quality vs {axis}): {', '.join(front) or '–'}"
+        console.print(Text.assemble(("Pareto front", "bold"), line))
+    console.print(Text.assemble(("Recommendation", "bold"), f": {report.recommendation}"))
     if report.stopped_reason:
         console.print(
             f"[yellow]Stopped early[/yellow]: {report.stopped_reason}. "
@@ -79,6 +79,7 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
 
 def models_table(variants: list[VariantSummary], primary: str) -> Table:
     has_judge = primary == "judge"
+    self_host = any(v.self_hosting_cost_per_1k_usd is not None for v in variants)
     table = Table(
         title=f"Results (score = {primary}, mean with 95% CI)",
         title_justify="left",
@@ -89,6 +90,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
         "score\n[95% CI]",
         "n ok/\nuns/err",
         "$ per\n1k req",
+        *(["self-host\n$/1k"] if self_host else []),
         *(["judge $"] if has_judge else []),
         "p50/p95\nms",
         "out\ntok/s",
@@ -108,6 +110,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
             score_cell(agg),
             counts,
             usd(v.cost_per_1k_usd, 3),
+            *([usd(v.self_hosting_cost_per_1k_usd, 3)] if self_host else []),
             *([usd(v.judge_cost_usd)] if has_judge else []),
             f"{num(v.latency_p50_ms)}/{num(v.latency_p95_ms)}",
             num(v.output_tokens_per_s, "{:,.1f}"),

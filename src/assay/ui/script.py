@@ -53,9 +53,11 @@ DASHBOARD_JS = r"""
       },
       body: JSON.stringify({ archived: wanted })
     }).then(function (r) {
-      if (r.ok) { window.location.reload(); return; }
-      button.disabled = false;
-      button.textContent = "Refused (HTTP " + r.status + ")";
+      return r.json().then(function () {
+        if (r.ok) { window.location.reload(); return; }
+        button.disabled = false;
+        button.textContent = "Refused (HTTP " + r.status + ")";
+      });
     });
   }
 
