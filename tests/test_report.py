@@ -334,3 +334,15 @@ def test_report_screenshots(browser: Any, runs: DemoRuns, store: RunStore) -> No
     assert all(p.stat().st_size > 10_000 for p in shots)
     assert w.problems == []
     w.page.close()
+
+
+def test_browser_tests_skip_locally_but_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.browser as helpers
+
+    monkeypatch.setattr(helpers, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        helpers.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must run in CI"):
+        helpers.require_browser()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from assay.records import Completion
+from assay.scoring.metrics import confusion_matrix
 from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import Aggregate, aggregate, percentile
 from assay.store.runstore import ResultRecord
@@ -33,6 +34,7 @@ class VariantSummary(BaseModel):
     output_tokens_per_request: float | None
     cached_requests: int = 0
     self_hosting_cost_per_1k_usd: float | None = None
+    confusion: dict[str, dict[str, int]] | None = None  # label metric: expected -> predicted
 
 
 def group_by_variant(results: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
@@ -66,8 +68,18 @@ def summarise(
         judge_cost_usd=judge,
         total_cost_usd=None if task is None or judge is None else task + judge,
         cached_requests=sum(1 for c in completions if c.cached),
+        confusion=_confusion(results),
         **_latency_and_tokens(completions),
     )
+
+
+def _confusion(results: Sequence[ResultRecord]) -> dict[str, dict[str, int]] | None:
+    pairs = [
+        (str(s.details["expected"]), s.details.get("predicted"))
+        for r in results
+        if (s := r.scores.get("label")) is not None and "expected" in s.details
+    ]
+    return confusion_matrix(pairs) if pairs else None
 
 
 def _sum_cost(completions: Sequence[Completion]) -> float | None:

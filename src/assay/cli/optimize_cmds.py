@@ -70,6 +70,9 @@ def optimize_command(
     min_gain: float = typer.Option(
         0.01, "--min-gain", min=0, help="Smallest val gain that counts as better."
     ),
+    noise_z: float = typer.Option(
+        1.0, "--noise-z", min=0, help="Val gain must exceed this many standard errors."
+    ),
     seed: int = o.SEED,
     source_model: str | None = typer.Option(
         None, "--source-model", help="Model family the prompt was written for."
@@ -136,7 +139,7 @@ def optimize_command(
             strategy=strategy,
             split=_split(split, seed),
             batch_size=batch_size,
-            acceptance=Acceptance(min_gain=min_gain),
+            acceptance=Acceptance(min_gain=min_gain, noise_z=noise_z),
             stop=StopRules(max_iterations=max_iterations, target=target, patience=patience),
             engine=engine,
             source_model=source_model,

@@ -23,7 +23,9 @@ METRIC = typer.Option(
     help="Reference metric, repeatable: exact, contains, label, number, rouge, "
     "bleu, chrf, json, regex:PATTERN, json-schema:FILE, python:FILE.py:FUNC.",
 )
-JUDGE = typer.Option(None, "--judge", help="Judge model spec (comma-separated for a panel).")
+JUDGE = typer.Option(
+    None, "--judge", "--judges", help="Judge model spec; comma-separated for a panel (a,b)."
+)
 JUDGE_CRITERIA = typer.Option(None, "--judge-criteria", help="Rubric file: your idea of good.")
 JUDGE_BASE_URL = typer.Option(None, "--judge-base-url", help="OpenAI-compatible URL for judges.")
 JUDGE_DIMENSIONS = typer.Option(

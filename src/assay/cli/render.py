@@ -59,6 +59,9 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         print(report.to_json())
         return
     console.print(models_table(report.variants, report.primary_metric))
+    for variant in report.variants:
+        if variant.confusion and len(report.variants) <= 4:
+            console.print(confusion_table(variant.variant, variant.confusion))
     if report.comparisons:
         console.print(comparisons_table(report))
     fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
@@ -117,6 +120,21 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
             f"{num(v.input_tokens_per_request)}/{num(v.output_tokens_per_request)}",
         ]
         table.add_row(*row)
+    return table
+
+
+def confusion_table(variant: str, matrix: dict[str, dict[str, int]]) -> Table:
+    table = Table(
+        title=f"Confusion for {variant} (rows expected, columns predicted)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    predicted = sorted({p for row in matrix.values() for p in row})
+    table.add_column("expected")
+    for name in predicted:
+        table.add_column(Text(name), justify="right")
+    for expected, row in sorted(matrix.items()):
+        table.add_row(Text(expected), *(str(row.get(p, 0)) for p in predicted))
     return table
 
 

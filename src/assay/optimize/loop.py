@@ -283,8 +283,10 @@ def budget_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
     test_calls = 2 * len(ctx.split.test) * calls_per_item
     step_calls = (2 * batch + len(ctx.split.val)) * calls_per_item + 3
     if budget.max_calls is not None and ledger.calls + step_calls + test_calls > budget.max_calls:
-        return (f"budget: {budget.max_calls} calls would not cover another iteration "
-                f"and the final test ({test_calls} calls)")
+        return (
+            f"budget: {budget.max_calls} calls would not cover another iteration "
+            f"and the final test ({test_calls} calls)"
+        )
     per_item = _cost_per_item(state.best_val)
     if budget.max_cost_usd is not None and per_item is not None:
         needed = (step_calls + test_calls) / calls_per_item * per_item

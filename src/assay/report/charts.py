@@ -8,7 +8,17 @@ from assay.bench.results import RunReport
 from assay.bench.summary import VariantSummary
 from assay.report import fmt
 from assay.report.html import Markup, el, void
-from assay.report.svg import Axis, f, line, linear_ticks, nice_log_range, svg, text
+from assay.report.svg import (
+    Axis,
+    circle,
+    f,
+    line,
+    linear_ticks,
+    nice_log_range,
+    rect,
+    svg,
+    text,
+)
 from assay.scoring.stats import percentile
 
 W, H = 960, 460
@@ -104,61 +114,29 @@ def _score_axis(points: list[Point]) -> Axis:
 def _cost_frame(
     x: Axis, y: Axis, zero_x: float | None, unknown_x: float | None, metric: str
 ) -> list[Markup]:
-    parts = [
-        void(
-            "rect",
-            x=f(LEFT),
-            y=f(TOP),
-            width=f(RIGHT - LEFT),
-            height=f(BOTTOM - TOP),
-            class_="frame",
-        )
-    ]
+    parts = [rect(LEFT, TOP, RIGHT - LEFT, BOTTOM - TOP, "frame")]
     for band_x, name in ((zero_x, "$0"), (unknown_x, "cost unknown")):
         if band_x is not None:
-            parts.append(
-                void(
-                    "rect",
-                    x=f(band_x - ZONE / 2),
-                    y=f(TOP),
-                    width=f(ZONE),
-                    height=f(BOTTOM - TOP),
-                    class_="zone",
-                )
-            )
+            parts.append(rect(band_x - ZONE / 2, TOP, ZONE, BOTTOM - TOP, "zone"))
             parts.append(text(band_x, BOTTOM + 18, name, anchor="middle"))
     for tick in y.ticks():
-        parts += [
-            line(LEFT, y(tick), RIGHT, y(tick), "grid"),
-            text(LEFT - 8, y(tick) + 4, f"{tick:.2f}", anchor="end"),
-        ]
+        parts.append(line(LEFT, y(tick), RIGHT, y(tick), "grid"))
+        parts.append(text(LEFT - 8, y(tick) + 4, f"{tick:.2f}", anchor="end"))
     for tick in x.ticks():
-        parts += [
-            line(x(tick), TOP, x(tick), BOTTOM, "grid"),
-            text(x(tick), BOTTOM + 18, fmt.usd_tick(tick), anchor="middle"),
-        ]
+        parts.append(line(x(tick), TOP, x(tick), BOTTOM, "grid"))
+        parts.append(text(x(tick), BOTTOM + 18, fmt.usd_tick(tick), anchor="middle"))
+    return parts + _cost_titles(x, metric)
+
+
+def _cost_titles(x: Axis, metric: str) -> list[Markup]:
     scale = "log scale" if x.log else "linear"
-    parts.append(
-        text(
-            (LEFT + RIGHT) / 2,
-            H - 14,
-            f"API cost per 1,000 requests (USD, {scale})",
-            "axis-title",
-            "middle",
-        )
-    )
-    title_y = (TOP + BOTTOM) / 2
-    parts.append(
-        text(
-            18,
-            title_y,
-            f"{metric} score (mean, 95% CI)",
-            "axis-title",
-            "middle",
-            transform=f"rotate(-90 18 {f(title_y)})",
-        )
-    )
-    return parts
+    x_title = f"API cost per 1,000 requests (USD, {scale})"
+    mid = (TOP + BOTTOM) / 2
+    turn = f"rotate(-90 18 {f(mid)})"
+    return [
+        text((LEFT + RIGHT) / 2, H - 14, x_title, "axis-title", "middle"),
+        text(18, mid, f"{metric} score (mean, 95% CI)", "axis-title", "middle", transform=turn),
+    ]
 
 
 def _front_line(points: list[Point], y: Axis) -> Markup:
@@ -296,35 +274,26 @@ def _latency_frame(axis: Axis, height: int) -> list[Markup]:
 
 def _latency_row(v: VariantSummary, values: list[float], axis: Axis, cy: float) -> list[Markup]:
     q1, q3 = percentile(values, 25) or 0.0, percentile(values, 75) or 0.0
-    median = v.latency_p50_ms or 0.0
-    step = max(1, len(values) // MAX_DOTS)
-    dots = [
-        void(
-            "circle",
-            cx=f(axis(ms)),
-            cy=f(cy + ((i * 0.618034) % 1 - 0.5) * 20),
-            r="2.6",
-            class_="dot",
-        )
-        for i, ms in enumerate(values[::step])
-    ]
+    median = axis(v.latency_p50_ms or 0.0)
     name = v.variant if len(v.variant) <= 26 else v.variant[:25] + "…"
     summary = f"{fmt.ms(v.latency_p50_ms)} · {fmt.ms(v.latency_p95_ms)}"
     return [
         text(LAT_LEFT - 12, cy + 4, name, "lbl", "end"),
         line(axis(values[0]), cy, axis(values[-1]), cy, "whisker"),
-        void(
-            "rect",
-            x=f(axis(q1)),
-            y=f(cy - 9),
-            width=f(max(axis(q3) - axis(q1), 1.5)),
-            height="18",
-            class_="box",
-        ),
-        *dots,
-        line(axis(median), cy - 12, axis(median), cy + 12, "median"),
+        rect(axis(q1), cy - 9, max(axis(q3) - axis(q1), 1.5), 18, "box"),
+        *_strip(values, axis, cy),
+        line(median, cy - 12, median, cy + 12, "median"),
         _p95_marker(axis(v.latency_p95_ms or values[-1]), cy),
         text(LAT_RIGHT + 12, cy + 4, summary, data_variant=v.variant),
+    ]
+
+
+def _strip(values: list[float], axis: Axis, cy: float) -> list[Markup]:
+    """Every request as a dot, spread vertically by a fixed low-discrepancy sequence."""
+    step = max(1, len(values) // MAX_DOTS)
+    return [
+        circle(axis(ms), cy + ((i * 0.618034) % 1 - 0.5) * 20, 2.6, "dot")
+        for i, ms in enumerate(values[::step])
     ]
 
 

@@ -107,6 +107,14 @@ def row_flags(cells: Sequence[Cell]) -> dict[str, Any]:
     }
 
 
+FILTERS = (
+    ("all", "All"),
+    ("failures", "Failures"),
+    ("disagree", "Disagreements"),
+    ("changes", "Biggest changes"),
+)
+
+
 def explorer(view: RunView, uid: str) -> Markup:
     """The filter bar, the (empty) list the script fills, and the data it reads."""
     data_id = f"samples-{uid}"
@@ -116,34 +124,18 @@ def explorer(view: RunView, uid: str) -> Markup:
             label,
             type="button",
             data_filter=name,
-            aria_pressed="true" if name == "all" else "false",
+            aria_pressed=str(name == "all").lower(),
         )
-        for name, label in (
-            ("all", "All"),
-            ("failures", "Failures"),
-            ("disagree", "Disagreements"),
-            ("changes", "Biggest changes"),
-        )
+        for name, label in FILTERS
     ]
-    search = void(
-        "input",
-        type="search",
-        placeholder="Search inputs, references, outputs…",
-        aria_label="Search samples",
-    )
-    toolbar = el(
+    hint = "Search inputs, references, outputs…"
+    search = void("input", type="search", placeholder=hint, aria_label="Search samples")
+    count = el("span", "", class_="count", aria_live="polite")
+    toolbar = el("div", [*buttons, search, count], class_="toolbar")
+    box = el(
         "div",
-        [*buttons, search, el("span", "", class_="count", aria_live="polite")],
-        class_="toolbar",
+        [toolbar, el("div", "", class_="sample-list")],
+        class_="explorer",
+        data_source=data_id,
     )
-    return join(
-        [
-            el(
-                "div",
-                [toolbar, el("div", "", class_="sample-list")],
-                class_="explorer",
-                data_source=data_id,
-            ),
-            json_island(data_id, explorer_data(view)),
-        ]
-    )
+    return join([box, json_island(data_id, explorer_data(view))])

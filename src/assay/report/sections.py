@@ -64,7 +64,12 @@ def _figure(chart: Markup, caption: str) -> Markup:
 
 
 def _callouts(report: RunReport) -> list[Markup]:
-    out = [
+    out = (
+        [el("div", el("p", _RUNNING_NOTE), class_="callout warn")]
+        if report.status == "running"
+        else []
+    )
+    out += [
         el(
             "div",
             el("p", [el("span", "Recommendation", class_="label"), report.recommendation]),
@@ -120,6 +125,9 @@ def latencies(view: RunView) -> dict[str, list[float]]:
     return out
 
 
+_RUNNING_NOTE = (
+    "This run is still running: every number below covers only the results recorded so far."
+)
 _MODELS_NOTE = (
     "Score: mean {metric} over scored responses with a 95% bootstrap interval. Unscored "
     "responses and failed requests are excluded from the mean and counted here. Cost per 1,000 "

@@ -62,6 +62,14 @@ def line(x1: float, y1: float, x2: float, y2: float, cls: str) -> Markup:
     return void("line", x1=f(x1), y1=f(y1), x2=f(x2), y2=f(y2), class_=cls)
 
 
+def rect(x: float, y: float, width: float, height: float, cls: str) -> Markup:
+    return void("rect", x=f(x), y=f(y), width=f(width), height=f(height), class_=cls)
+
+
+def circle(cx: float, cy: float, r: float, cls: str) -> Markup:
+    return void("circle", cx=f(cx), cy=f(cy), r=f(r), class_=cls)
+
+
 def text(
     x: float, y: float, content: str, cls: str | None = None, anchor: str = "start", **kw: object
 ) -> Markup:

@@ -195,14 +195,15 @@ def label(labels: Iterable[str]) -> Metric:
 
     def score(output: str, reference: str) -> Score:
         found = pattern.search(output)
+        expected = canonical.get(" ".join(reference.split()).casefold(), reference)
         if found is None:
-            return Score.scored(0.0, "no label found", predicted=None)
+            return Score.scored(0.0, "no label found", predicted=None, expected=expected)
         matched = " ".join(found.group(0).split())
         predicted = canonical.get(matched.casefold(), matched)
-        want = " ".join(reference.split()).casefold()
-        if predicted.casefold() == want:
-            return Score.scored(1.0, f"predicted {predicted!r}", predicted=predicted)
-        return Score.scored(0.0, f"predicted {predicted!r}", predicted=predicted)
+        value = 1.0 if predicted.casefold() == expected.casefold() else 0.0
+        return Score.scored(
+            value, f"predicted {predicted!r}", predicted=predicted, expected=expected
+        )
 
     return Metric("label", needs_reference=True, fn=_on_reference(score))
 

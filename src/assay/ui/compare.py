@@ -93,7 +93,7 @@ def _table(r: RunComparison) -> Markup:
         ("Paired samples", f"{c.n} ({c.n_dropped} without a score on both sides)"),
         ("Mean A → B", f"{fmt.score(c.mean_a)} → {fmt.score(c.mean_b)}"),
         ("Difference B − A", f"{fmt.signed(c.diff)} {ci}"),
-        ("p", fmt.p_value(c.p_value)),
+        ("p-value", fmt.p_value(c.p_value)),
         ("Significant", "yes" if c.significant else "no"),
         ("Method", c.method),
     ]

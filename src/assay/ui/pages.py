@@ -60,37 +60,31 @@ def api_url(run_id: str, what: str) -> str:
 # --- runs list -------------------------------------------------------------------------------
 
 
+RUN_COLUMNS = ["Run", "Kind", "Status", "Started", "Models", "Best score", "Data", "Progress"]
+
+
 def runs_page(
     ctx: PageContext, runs: list[RunRecord], archived: set[str], show_archived: bool
 ) -> str:
     shown = [r for r in runs if show_archived or r.id not in archived]
     hidden = len(runs) - len(shown)
-    heads = ["Run", "Kind", "Status", "Started", "Models", "Best score", "Data", "Progress"]
-    table = el(
-        "table",
-        [
-            el("thead", el("tr", [el("th", h) for h in heads])),
-            el("tbody", [_run_row(r, r.id in archived) for r in shown]),
-        ],
-        class_="runs",
-    )
     parts = [
         el("h1", "Runs"),
         el("p", f"{len(shown)} runs, newest first.", class_="sub"),
-        el("section", el("div", table, class_="table-wrap"), class_="card"),
+        el("section", el("div", _runs_table(shown, archived), class_="table-wrap"), class_="card"),
     ]
     if hidden or show_archived:
-        link = el(
-            "a",
-            f"Show {hidden} archived" if hidden else "Hide archived",
-            href="/?archived=1" if hidden else "/",
-        )
-        parts.append(el("p", link, class_="note"))
+        label = f"Show {hidden} archived" if hidden else "Hide archived"
+        parts.append(el("p", el("a", label, href="/?archived=1" if hidden else "/"), class_="note"))
     if not runs:
-        parts.append(
-            el("p", "No runs yet: start one with  assay run DATA PROMPT -m MODEL", class_="muted")
-        )
+        parts.append(el("p", "No runs yet: start one with assay run DATA PROMPT -m MODEL"))
     return page(ctx, "Assay runs", join(parts))
+
+
+def _runs_table(runs: list[RunRecord], archived: set[str]) -> Markup:
+    head = el("thead", el("tr", [el("th", h, scope="col") for h in RUN_COLUMNS]))
+    body = el("tbody", [_run_row(r, r.id in archived) for r in runs])
+    return el("table", [head, body], class_="runs")
 
 
 def _run_row(run: RunRecord, archived: bool) -> Markup:
@@ -126,7 +120,7 @@ def best_score(run: RunRecord) -> str:
 
 def _data_cell(path: str) -> Markup:
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    return el("td", name, class_="model-spec", title=path or None)
+    return el("td", name, class_="model-spec data", title=path or None)
 
 
 _STATUS_TONE = {"complete": "good", "running": "front", "stopped": "warn", "failed": "bad"}
