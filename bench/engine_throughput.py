@@ -8,15 +8,17 @@ are its own; the scripted server runs in another process. The clients, cheapest 
 
 - ``socket``: hand-written HTTP/1.1 over asyncio streams, keep-alive (the transport ceiling);
 - ``httpx2``: ``httpx2.AsyncClient.post`` + ``response.json()`` (the HTTP stack under the SDK);
-- ``sdk``:    the official ``openai.AsyncOpenAI`` exactly as Assay configures it (the baseline);
+- ``sdk-semaphore``: the official ``openai.AsyncOpenAI`` exactly as Assay configures it, one
+  task per request under an ``asyncio.Semaphore(concurrency)`` (the textbook baseline);
+- ``sdk``:    the same client driven by workers, like every other row (the like-for-like baseline);
 - ``provider``: Assay's ``OpenAICompatProvider.complete`` alone (SDK + request/reply mapping);
 - ``engine``: ``Engine.complete`` with the cache off (what ``assay run`` uses);
 - ``engine-noio``: the same Engine over a stub provider that only sleeps ``delay``: the engine's
   own scheduling and bookkeeping cost, with no HTTP at all.
 
 ``--clients httpx`` adds legacy ``httpx`` 0.28 (httpcore 1.x), which the installed SDK no longer
-uses. All of them are driven the way Assay's runner drives the engine: ``concurrency`` workers pull
-from one shared count of requests. The theoretical limit is ``concurrency / delay``.
+uses. All but ``sdk-semaphore`` are driven the way Assay's runner drives the engine: ``concurrency``
+workers pull from one shared count of requests. The theoretical limit is ``concurrency / delay``.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ from bench.common import (
     print_table,
 )
 
-CLIENTS = ("socket", "httpx2", "sdk", "provider", "engine", "engine-noio")
+CLIENTS = ("socket", "httpx2", "sdk-semaphore", "sdk", "provider", "engine", "engine-noio")
 """The default clients, cheapest first (``engine-noio`` makes no HTTP requests)."""
-HTTP_CLIENTS = frozenset({"socket", "httpx2", "httpx", "sdk", "provider", "engine"})
+HTTP_CLIENTS = frozenset(
+    {"socket", "httpx2", "httpx", "sdk-semaphore", "sdk", "provider", "engine"}
+)
 EXTRA_CLIENTS = ("httpx",)
 """Measured only when asked for with ``--clients``."""
 PROMPT = "Classify the sentiment of this review as positive or negative: a warm, funny film."
@@ -330,7 +334,7 @@ def make_client(name: str, base_url: str, concurrency: int, delay: float) -> Cli
         return SocketClient(base_url)
     if name in ("httpx2", "httpx"):
         return HttpxClient(base_url, concurrency, legacy=name == "httpx")
-    if name == "sdk":
+    if name in ("sdk", "sdk-semaphore"):
         return SdkClient(base_url, concurrency)
     if name == "provider":
         return ProviderClient(base_url, concurrency)
@@ -350,6 +354,30 @@ class Tally:
     errors: int = 0
     first_error: str = ""
 
+    async def attempt(self, call: Callable[[], Awaitable[None]]) -> None:
+        """Make one call; count it as ok or as an error (errors never stop a cell)."""
+        try:
+            await call()
+            self.ok += 1
+        except Exception as exc:
+            self.errors += 1
+            self.first_error = self.first_error or repr(exc)[:200]
+
+
+async def drive_semaphore(
+    call: Callable[[], Awaitable[None]], total: int, concurrency: int
+) -> Tally:
+    """One task per call, ``concurrency`` at a time under a semaphore (gather of ``total``)."""
+    tally = Tally()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore:
+            await tally.attempt(call)
+
+    await asyncio.gather(*(one() for _ in range(total)))
+    return tally
+
 
 async def drive(call: Callable[[], Awaitable[None]], total: int, concurrency: int) -> Tally:
     """``concurrency`` workers pull from one shared count until ``total`` calls are made."""
@@ -360,12 +388,7 @@ async def drive(call: Callable[[], Awaitable[None]], total: int, concurrency: in
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            try:
-                await call()
-                tally.ok += 1
-            except Exception as exc:
-                tally.errors += 1
-                tally.first_error = tally.first_error or repr(exc)[:200]
+            await tally.attempt(call)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, total))))
     return tally
@@ -375,10 +398,11 @@ async def measure(spec: CellSpec) -> CellResult:
     """The core: warm up, then time ``spec.requests`` calls in this process."""
     client = make_client(spec.client, spec.base_url, spec.concurrency, spec.delay)
     try:
-        warm = await drive(client.call, spec.warmup, spec.concurrency)
+        run = drive_semaphore if spec.client == "sdk-semaphore" else drive
+        warm = await run(client.call, spec.warmup, spec.concurrency)
         rss_before, cpu_before = current_rss_mib(), time.process_time()
         started = time.perf_counter()
-        tally = await drive(client.call, spec.requests, spec.concurrency)
+        tally = await run(client.call, spec.requests, spec.concurrency)
         wall_s = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_before
         rss_growth = current_rss_mib() - rss_before

@@ -9,8 +9,6 @@ from assay.data.datasets import FieldMapping
 from assay.engine.engine import Budget, EngineConfig
 from assay.records import GenerationParams, ModelConfig
 
-STRATEGIES = ("iterative",)
-
 
 class SplitConfig(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -22,7 +22,8 @@ from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.evaluate import Evaluation, Evaluator
 from assay.optimize.records import IterationRecord, OptimizeResult, Spend, SplitInfo, TestScores
 from assay.optimize.split import Split, split_samples
-from assay.optimize.strategies import STRATEGY_TYPES, Strategy, train_batch
+from assay.optimize.strategies import STRATEGY_TYPES, Strategy
+from assay.optimize.strategies.common import train_batch
 from assay.providers.specs import check_keys
 from assay.records import Request, Sample
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset

@@ -27,7 +27,7 @@ class AnthropicProvider:
         self.model = model
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key_for(model) or "not-needed",
-            base_url=model.base_url,
+            base_url=_sdk_base_url(model.base_url),
             max_retries=0,
             timeout=timeout_s,
         )
@@ -80,6 +80,12 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _sdk_base_url(url: str | None) -> str | None:
+    """The SDK appends ``/v1/messages`` itself, so ``http://host/v1`` (as written for every other
+    provider) would reach ``/v1/v1/messages``: drop one trailing ``/v1``."""
+    return url.rstrip("/").removesuffix("/v1") if url else url
 
 
 def _completion(response: Any, latency_s: float, requested: str) -> Completion:

@@ -2,8 +2,13 @@
 
 The server speaks just enough HTTP/1.1 (request line, headers, ``Content-Length`` or chunked
 bodies, keep-alive, ``Connection: close``) to serve ``POST /v1/chat/completions`` and
-``GET /v1/models`` on 127.0.0.1. It runs its own asyncio event loop in a background thread, so
-sync and async tests use it the same way::
+``GET /v1/models`` on 127.0.0.1. It also serves Anthropic's ``POST /v1/messages``: the same
+actions answer there in Anthropic's format (a ``message`` object, ``{"type": "error"}`` bodies,
+Anthropic's SSE events), and the request's top-level ``system`` shows up in
+:attr:`ChatRequest.messages` as a system message, so one handler serves both APIs.
+
+It runs its own asyncio event loop in a background thread, so sync and async tests use it the
+same way::
 
     with ScriptedServer(fail_then_reply(2, error(429, retry_after=1))) as srv:
         client = OpenAI(base_url=srv.base_url, api_key="x")
@@ -78,10 +83,22 @@ class ChatRequest:
     """Serial number of the TCP connection it came on (equal numbers mean keep-alive reuse)."""
 
     @property
+    def is_anthropic(self) -> bool:
+        """Whether it came to Anthropic's Messages API (``/v1/messages``) rather than OpenAI's."""
+        return self.path.rstrip("/").endswith("/messages")
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
-        """The ``messages`` list of the body (empty when absent)."""
+        """The ``messages`` list of the body (empty when absent).
+
+        For an Anthropic request a top-level ``system`` comes first, as a system message.
+        """
         messages = self.body.get("messages")
-        return messages if isinstance(messages, list) else []
+        listed = messages if isinstance(messages, list) else []
+        system = self.body.get("system") if self.is_anthropic else None
+        if system:
+            return [{"role": "system", "content": _content_text(system)}, *listed]
+        return listed
 
     @property
     def model(self) -> str:
@@ -329,6 +346,9 @@ class _Reply(Action):
         await asyncio.sleep(self.delay)
         if request.stream:
             return await _send_stream(request, conn, self, chunk_delay=0.0)
+        if request.is_anthropic:
+            await conn.send_json(200, _anthropic_message(request, self, self.text))
+            return conn.keep_alive
         message = {"role": "assistant", "content": self.text}
         choice = {"index": 0, "message": message, "finish_reason": self.finish_reason}
         payload = _completion(request, self.model, [choice])
@@ -358,6 +378,8 @@ def _chunk(
 
 async def _send_stream(request: ChatRequest, conn: _Conn, rep: _Reply, chunk_delay: float) -> bool:
     """Send ``rep`` as SSE chunks, one word (with its trailing space) per chunk."""
+    if request.is_anthropic:
+        return await _send_anthropic_stream(request, conn, rep, chunk_delay)
     await conn.start_chunked(200, "text/event-stream")
     await conn.write_chunk(_chunk(request, rep.model, {"role": "assistant", "content": ""}, None))
     for piece in re.findall(r"\s*\S+\s*", rep.text) or [rep.text]:
@@ -373,6 +395,83 @@ async def _send_stream(request: ChatRequest, conn: _Conn, rep: _Reply, chunk_del
     await conn.write_chunk(b"data: [DONE]\n\n")
     await conn.end_chunked()
     return conn.keep_alive
+
+
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+
+
+def _anthropic_message(request: ChatRequest, rep: _Reply, text: str) -> dict[str, Any]:
+    """An Anthropic ``message`` object; ``text=""`` gives an empty content list."""
+    payload: dict[str, Any] = {
+        "id": f"msg_scripted_{request.index}",
+        "type": "message",
+        "role": "assistant",
+        "model": rep.model or request.model or "scripted",
+        "content": [{"type": "text", "text": text}] if text else [],
+        "stop_reason": _STOP_REASONS.get(rep.finish_reason, rep.finish_reason),
+        "stop_sequence": None,
+    }
+    if rep.usage:
+        usage = rep.usage_json(request)
+        payload["usage"] = {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+        }
+    return payload
+
+
+def _event(name: str, payload: Mapping[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+async def _send_anthropic_stream(
+    request: ChatRequest, conn: _Conn, rep: _Reply, chunk_delay: float
+) -> bool:
+    """Anthropic's SSE events: message_start, one text delta per word, message_delta, stop."""
+    final = _anthropic_message(request, rep, rep.text)
+    usage = final.pop("usage", {"input_tokens": 0, "output_tokens": 0})
+    start = {**final, "content": [], "stop_reason": None}
+    start["usage"] = {"input_tokens": usage["input_tokens"], "output_tokens": 0}
+    await conn.start_chunked(200, "text/event-stream")
+    await conn.write_chunk(_event("message_start", {"type": "message_start", "message": start}))
+    block = {"type": "text", "text": ""}
+    head = {"type": "content_block_start", "index": 0, "content_block": block}
+    await conn.write_chunk(_event("content_block_start", head))
+    for piece in re.findall(r"\s*\S+\s*", rep.text):
+        await asyncio.sleep(chunk_delay)
+        delta = {"type": "text_delta", "text": piece}
+        payload = {"type": "content_block_delta", "index": 0, "delta": delta}
+        await conn.write_chunk(_event("content_block_delta", payload))
+    stop_block = {"type": "content_block_stop", "index": 0}
+    await conn.write_chunk(_event("content_block_stop", stop_block))
+    end = {"stop_reason": final["stop_reason"], "stop_sequence": None}
+    tail = {
+        "type": "message_delta",
+        "delta": end,
+        "usage": {"output_tokens": usage["output_tokens"]},
+    }
+    await conn.write_chunk(_event("message_delta", tail))
+    await conn.write_chunk(_event("message_stop", {"type": "message_stop"}))
+    await conn.end_chunked()
+    return conn.keep_alive
+
+
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def _anthropic_error_json(status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+    default = "api_error" if status >= 500 else "invalid_request_error"
+    error_type = kind or _ANTHROPIC_ERROR_TYPES.get(status, default)
+    return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
 _ERROR_TYPES = {
@@ -401,9 +500,11 @@ class _Error(Action):
     code: str | None
     headers: Mapping[str, str] | None
 
-    def payload(self) -> Mapping[str, Any]:
+    def payload(self, anthropic: bool = False) -> Mapping[str, Any]:
         if self.body is not None:
             return self.body
+        if anthropic:
+            return _anthropic_error_json(self.status, self.message, self.error_type)
         default_type = "server_error" if self.status >= 500 else "invalid_request_error"
         kind = self.error_type or _ERROR_TYPES.get(self.status, default_type)
         return {"error": {"message": self.message, "type": kind, "param": None, "code": self.code}}
@@ -413,7 +514,7 @@ class _Error(Action):
         headers = dict(self.headers or {})
         if self.retry_after is not None:
             headers["Retry-After"] = _format_seconds(self.retry_after)
-        await conn.send_json(self.status, self.payload(), headers)
+        await conn.send_json(self.status, self.payload(request.is_anthropic), headers)
         return conn.keep_alive
 
 
@@ -456,6 +557,10 @@ class _NoChoices(Action):
 
     async def _perform(self, request: ChatRequest, conn: _Conn) -> bool:
         await asyncio.sleep(self.delay)
+        if request.is_anthropic:  # Anthropic's equivalent: a message with no content blocks
+            empty = _Reply("", None, 0, 0.0, self.model, "stop", True)
+            await conn.send_json(200, _anthropic_message(request, empty, ""))
+            return conn.keep_alive
         payload = _completion(request, self.model, [])
         payload["usage"] = _usage(_count_input_tokens(request.messages), 0)
         await conn.send_json(200, payload)
@@ -492,7 +597,8 @@ def error(
 ) -> Action:
     """An OpenAI-style ``{"error": {...}}`` response with ``status`` (``body`` replaces the JSON).
 
-    ``retry_after`` adds a ``Retry-After`` header in seconds; use
+    On ``/v1/messages`` it is Anthropic's ``{"type": "error", "error": {"type", "message"}}``
+    (use status 529 for "overloaded"). ``retry_after`` adds a ``Retry-After`` header in seconds; use
     ``code="context_length_exceeded"`` (with status 400) for context-window errors.
     """
     return _Error(status, message, retry_after, delay, body, error_type, code, headers)
@@ -750,6 +856,8 @@ class ScriptedServer:
         path = http_request.path.rstrip("/")
         if http_request.method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
             return await self._chat(http_request, conn)
+        if http_request.method == "POST" and path in ("/v1/messages", "/messages"):
+            return await self._chat(http_request, conn, anthropic=True)
         if http_request.method == "GET" and path in ("/v1/models", "/models"):
             await conn.send_json(200, self._models_json())
             return conn.keep_alive
@@ -762,23 +870,27 @@ class ScriptedServer:
         ]
         return {"object": "list", "data": data}
 
-    async def _chat(self, http_request: _HttpRequest, conn: _Conn) -> bool:
+    async def _chat(self, http_request: _HttpRequest, conn: _Conn, anthropic: bool = False) -> bool:
+        def failure(status: int, message: str, kind: str | None = None) -> dict[str, Any]:
+            if anthropic:
+                return _anthropic_error_json(status, message)
+            return _error_json(message, kind or "invalid_request_error")
+
         try:
             body = json.loads(http_request.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            await conn.send_json(400, _error_json(f"request body is not JSON: {exc}"))
+            await conn.send_json(400, failure(400, f"request body is not JSON: {exc}"))
             return conn.keep_alive
         if not isinstance(body, dict):
-            await conn.send_json(400, _error_json("request body must be a JSON object"))
+            await conn.send_json(400, failure(400, "request body must be a JSON object"))
             return conn.keep_alive
         request = self._record(http_request, body, conn.number)
         try:
             action = await self._decide(request)
         except Exception as exc:  # a broken script must show up in the test, not hang it
             self.handler_errors.append(exc)
-            await conn.send_json(
-                500, _error_json(f"scripted handler raised {exc!r}", "server_error")
-            )
+            message = f"scripted handler raised {exc!r}"
+            await conn.send_json(500, failure(500, message, "server_error"))
             return conn.keep_alive
         return await action._perform(request, conn)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import traceback
 from collections import deque
@@ -42,6 +43,7 @@ class DashboardServer(ThreadingHTTPServer):
         self.store = RunStore.open(store_dir)
         self.archive = ArchiveBook(store_dir)
         self.allow_writes = allow_writes
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, DashboardHandler)  # on failure it calls server_close()
         self.guard = Guard(port=self.server_address[1])
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=1000)

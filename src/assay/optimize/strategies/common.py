@@ -1,30 +1,17 @@
-"""Search strategies: small objects with one method, ``step``, sharing the loop's bookkeeping."""
+"""What every strategy shares: mini-batches, the guards-then-batch-then-val check, acceptance."""
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Protocol
 
 from assay.data.prompts import PromptTemplate
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.evaluate import Evaluation
 from assay.optimize.guards import check_candidate
-from assay.optimize.reasoner import (
-    Example,
-    LogEntry,
-    ReasonerInput,
-    build_messages,
-    propose,
-)
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.records import GenerationParams, Sample
-
-
-class Strategy(Protocol):
-    name: str
-
-    async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord: ...
+from assay.optimize.reasoner import Example
+from assay.optimize.records import IterationRecord
+from assay.records import Sample
 
 
 def train_batch(ctx: OptimizeContext, idx: int) -> list[Sample]:
@@ -71,66 +58,6 @@ def failing_examples(evaluation: Evaluation, samples: list[Sample]) -> list[Exam
             )
         )
     return sorted(rows, key=lambda e: -1.0 if e.score is None else e.score)
-
-
-class IterativeStrategy:
-    """Diagnose the failures of the best prompt on a train batch, rewrite, verify on val."""
-
-    name = "iterative"
-
-    async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
-        idx = len(state.records)
-        batch = train_batch(ctx, idx)
-        parent = await ctx.evaluate(state.best, batch)
-        examples = failing_examples(parent, batch)
-        messages, shown = build_messages(
-            self._input(state, ctx, examples),
-            ctx.config.context_tokens,
-            ctx.config.reasoning_max_tokens,
-        )
-        params = GenerationParams(
-            max_tokens=ctx.config.reasoning_max_tokens, temperature=0.0, seed=ctx.config.seed
-        )
-        outcome = await propose(ctx.engine, ctx.config.reasoner, messages, params)
-        record = IterationRecord(
-            idx=idx,
-            strategy=self.name,
-            status="rejected",
-            parent_hash=state.best.hash,
-            prompt_hash=state.best.hash,
-            prompt=state.best.text,
-            train_parent=parent.mean,
-            val_best_before=state.best_val.mean,
-            examples_shown=shown,
-            reasoner_replies=outcome.replies,
-        )
-        if outcome.proposal is None:
-            return record.model_copy(update={"reason": outcome.error or "no proposal"})
-        candidate = PromptTemplate.from_text(outcome.proposal.prompt)
-        record = record.model_copy(
-            update={
-                "prompt_hash": candidate.hash,
-                "prompt": candidate.text,
-                "diagnosis": outcome.proposal.diagnosis,
-                "explanation": outcome.proposal.explanation,
-                "diff": prompt_diff(state.best.text, candidate.text),
-            }
-        )
-        return await verify(record, candidate, parent, batch, state, ctx)
-
-    @staticmethod
-    def _input(state: LoopState, ctx: OptimizeContext, examples: list[Example]) -> ReasonerInput:
-        return ReasonerInput(
-            prompt=state.best.text,
-            scoring=ctx.scoring_text,
-            target_model=ctx.config.model.spec,
-            trajectory=[r.val_candidate for r in state.records if r.status != "rejected"],
-            log=[LogEntry(r.idx, r.explanation, outcome_text(r)) for r in state.records[1:]],
-            examples=examples,
-            n_failing=len(examples),
-            slots=state.best.slots,
-            source_model=ctx.config.source_model,
-        )
 
 
 async def verify(
@@ -182,6 +109,3 @@ def outcome_text(record: IterationRecord) -> str:
         return f"rejected: {record.reason}"
     effect = "hurt" if record.gain < 0 else "no clear effect"
     return f"{effect} ({record.gain:+.3f} on val, rejected)"
-
-
-STRATEGY_TYPES: dict[str, type[IterativeStrategy]] = {"iterative": IterativeStrategy}
