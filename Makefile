@@ -31,4 +31,6 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Debian's chromium for the browser tests (never a browser downloaded by a tool).
+	bash scripts/install-browser.sh $(BIN)/python
 	touch $@

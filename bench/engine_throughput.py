@@ -527,6 +527,7 @@ def result_row(r: CellResult) -> list[str]:
 OVERHEAD_COLUMNS = (
     "concurrency",
     "engine/sdk req/s",
+    "engine - sdk-semaphore",
     "engine - provider",
     "provider - sdk",
     "sdk - httpx2",
@@ -546,6 +547,7 @@ def overhead_rows(results: Sequence[CellResult]) -> list[list[str]]:
             [
                 str(concurrency),
                 _ratio(by, "engine", "sdk"),
+                _cpu_delta(by, "engine", "sdk-semaphore"),
                 _cpu_delta(by, "engine", "provider"),
                 _cpu_delta(by, "provider", "sdk"),
                 _cpu_delta(by, "sdk", "httpx2"),

@@ -11,6 +11,7 @@ The selection is deterministic: same archive, same output bytes.
 from __future__ import annotations
 
 import argparse
+import html
 import io
 import json
 import random
@@ -43,8 +44,9 @@ def read_movie_snippets(sdist: Path) -> list[tuple[str, float, str]]:
 
 
 def clean(text: str) -> str:
-    # The snippets were NLTK-tokenised upstream, which turned double quotes into ''.
-    return text.replace("''", '"').strip()
+    # The snippets were NLTK-tokenised upstream, which turned double quotes into '', and a few
+    # still carry HTML entities (&amp;) from the web pages they came from.
+    return html.unescape(text.replace("''", '"')).strip()
 
 
 def label_of(rating: float) -> str | None:

@@ -85,14 +85,16 @@ def _versus(best: VariantSummary, other: VariantSummary, pairs: list[PairRow]) -
     if found is None or found[0].diff is None:
         return f"{other.variant} could not be compared on the same items."
     c, sign = found
-    diff, lo, hi = (c.diff or 0) * sign, *sorted(((c.ci_low or 0) * sign, (c.ci_high or 0) * sign))
-    interval = f"{diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p={c.p_value:.3g}"
+    diff = (c.diff or 0) * sign
+    lo, hi = sorted(((c.ci_low or 0) * sign, (c.ci_high or 0) * sign))
+    p = "–" if c.p_value is None else f"{c.p_value:.3g}"
+    interval = f"{diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p={p}"
     cost = _cost_ratio(other, best)
     if c.significant:
         return f"{other.variant} is significantly worse ({interval}){cost}."
-    more = (
-        f"; about {c.samples_needed} paired samples would separate them" if c.samples_needed else ""
-    )
+    more = f"; about {c.samples_needed} paired samples would settle it" if c.samples_needed else ""
+    if c.ci_low is not None and c.ci_high is not None and (hi < 0 or lo > 0):
+        return f"{other.variant} is probably worse, but not significantly ({interval}){cost}{more}."
     return f"{other.variant} is within noise of {best.variant} ({interval}){cost}{more}."
 
 
@@ -109,4 +111,9 @@ def _fmt_mean(s: VariantSummary) -> str:
     agg = s.score
     if agg is None or agg.mean is None:
         return "no score"
-    return f"{agg.mean:.3f}, 95% CI [{agg.ci_low:.3f}, {agg.ci_high:.3f}], n={agg.n_scored}"
+    ci = (
+        ""
+        if agg.ci_low is None or agg.ci_high is None
+        else (f", 95% CI [{agg.ci_low:.3f}, {agg.ci_high:.3f}]")
+    )
+    return f"{agg.mean:.3f}{ci}, n={agg.n_scored}"

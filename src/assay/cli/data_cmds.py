@@ -67,14 +67,17 @@ def _print_inspect(info: dict[str, object]) -> None:
     console = Console()
     for key in ("path", "format", "rows", "fields", "with_reference", "label_free", "prompt_slots"):
         console.print(f"[bold]{key}[/bold]: {info[key]}", highlight=False, markup=True)
-    request = info["example_request"]
-    assert isinstance(request, list)
-    for message in request:
+    for message in messages_of(info):
         console.print(
             Panel(str(message["content"]), title=str(message["role"]), title_align="left"),
             markup=False,
         )
     console.print(f"[bold]reference[/bold]: {info['example_reference']!r}", highlight=False)
+
+
+def messages_of(info: dict[str, object]) -> list[dict[str, str]]:
+    request = info["example_request"]
+    return request if isinstance(request, list) else []
 
 
 def prices_command(

@@ -53,9 +53,16 @@ def _root(
 
 
 def _register() -> None:
-    from assay.cli import data_cmds, judge_cmds, optimize_cmds, run_cmds, store_cmds
+    from assay.cli import (
+        data_cmds,
+        judge_cmds,
+        optimize_cmds,
+        report_cmds,
+        run_cmds,
+        store_cmds,
+    )
 
-    for module in (run_cmds, optimize_cmds, data_cmds, store_cmds, judge_cmds):
+    for module in (run_cmds, optimize_cmds, data_cmds, store_cmds, judge_cmds, report_cmds):
         module.register(app)
 
 

@@ -10,7 +10,9 @@ import typer
 from assay.cli import options as o
 
 if TYPE_CHECKING:
-    from assay.optimize.config import OptimizeConfig
+    from assay.bench.runner import Services
+    from assay.optimize.config import OptimizeConfig, SplitConfig
+    from assay.records import ModelConfig
 
 OPTIMIZE_HELP = """Optimize a prompt for one model: evaluate, diagnose, rewrite, verify.
 
@@ -150,7 +152,7 @@ def optimize_command(
 
 def _require(
     data: Path | None, prompt: Path | None, model: list[str], base_url: str | None
-) -> tuple[Path, Path, object]:
+) -> tuple[Path, Path, ModelConfig]:
     from assay.errors import UserInputError
     from assay.providers.specs import resolve_model
 
@@ -163,13 +165,13 @@ def _require(
     return data, prompt, resolve_model(model[0], base_url=base_url)
 
 
-def _reasoner(spec: str | None, base_url: str | None) -> object:
+def _reasoner(spec: str | None, base_url: str | None) -> ModelConfig | None:
     from assay.providers.specs import resolve_model
 
     return resolve_model(spec, base_url=base_url) if spec else None
 
 
-def _split(text: str, seed: int) -> object:
+def _split(text: str, seed: int) -> SplitConfig:
     from pydantic import ValidationError
 
     from assay.errors import UserInputError
@@ -186,7 +188,7 @@ def _split(text: str, seed: int) -> object:
 
 def _optimize(
     cfg: OptimizeConfig,
-    services: object,
+    services: Services,
     resume: str | None,
     output: Path | None,
     results_json: Path | None,
@@ -194,11 +196,9 @@ def _optimize(
 ) -> None:
     import asyncio
 
-    from assay.bench.runner import Services
     from assay.cli import optimize_render as render
     from assay.optimize import loop
 
-    assert isinstance(services, Services)
     prepared = loop.prepare(cfg)
     if resume:
         loop.check_resumable(prepared, services.store, resume)

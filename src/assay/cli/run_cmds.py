@@ -12,6 +12,7 @@ from assay.cli import options as o
 if TYPE_CHECKING:
     from assay.bench.config import RunConfig
     from assay.bench.runner import Services
+    from assay.engine.engine import EngineConfig
 
 RUN_HELP = """Benchmark models on your dataset with your prompt, and report a comparison.
 
@@ -141,12 +142,10 @@ def _services(store: Path | None, prices: Path | None, no_cache: bool) -> Servic
     return Services(store=RunStore.open(store), prices=table, cache=cache)
 
 
-def _resumed(run_id: str, services: Services, engine: object) -> RunConfig:
+def _resumed(run_id: str, services: Services, engine: EngineConfig) -> RunConfig:
     from assay.bench.runner import resume_config
-    from assay.engine.engine import EngineConfig
 
     cfg = resume_config(services.store, run_id)
-    assert isinstance(engine, EngineConfig)
     # A resume may raise the budget or change concurrency; nothing that changes results.
     return cfg.model_copy(
         update={
@@ -157,14 +156,12 @@ def _resumed(run_id: str, services: Services, engine: object) -> RunConfig:
     )
 
 
-def _demo_config(engine: object, limit: int | None) -> RunConfig:
+def _demo_config(engine: EngineConfig, limit: int | None) -> RunConfig:
     from assay.bench.config import RunConfig, ScoringConfig
     from assay.data import demo_path
-    from assay.engine.engine import EngineConfig
     from assay.providers.specs import resolve_model
     from assay.records import GenerationParams
 
-    assert isinstance(engine, EngineConfig)
     return RunConfig(
         data=str(demo_path("sentiment.jsonl")),
         prompts=[

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from assay.cli import options as o
+
+if TYPE_CHECKING:
+    from assay.store.runstore import RunRecord
 
 SHOW_HELP = """Summarise a run (the same table as when it ran); --samples adds every response.
 
@@ -39,7 +43,7 @@ def runs_command(
     from assay.store.runstore import RunStore
 
     runs = RunStore.open(store).list_runs(limit)
-    rows = [_run_row(r.model_dump()) for r in runs]
+    rows = [_run_row(r) for r in runs]
     if json_out:
         print(json.dumps(rows, indent=2))
         return
@@ -51,22 +55,25 @@ def runs_command(
     Console().print(table)
 
 
-def _run_row(run: dict[str, object]) -> dict[str, object]:
+def _run_row(run: RunRecord) -> dict[str, object]:
     import time
 
-    config = run["config"]
-    assert isinstance(config, dict)
-    variants = config.get("variants", [])
-    created = run["created_at"]
-    assert isinstance(created, float)
+    variants = run.config.get("variants", [])
+    data = run.config.get("run", run.config.get("optimize", {})).get("data", "")
+    models = {v["model"] for v in variants} or _optimize_models(run.config)
     return {
-        "id": run["id"],
-        "kind": run["kind"],
-        "status": run["status"],
-        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)),
-        "models": ", ".join(sorted({v["model"] for v in variants})),
-        "data": config.get("run", {}).get("data", ""),
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at)),
+        "models": ", ".join(sorted(models)),
+        "data": data,
     }
+
+
+def _optimize_models(config: dict[str, Any]) -> set[str]:
+    model = config.get("optimize", {}).get("model")
+    return {model["spec"]} if model else set()
 
 
 def show_command(

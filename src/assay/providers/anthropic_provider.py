@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from assay.errors import ProviderError, ProviderUnavailableError
+from assay.errors import ContextLengthError, ProviderError, ProviderUnavailableError
 from assay.providers.openai_compat import _map_status, _retry_after
 from assay.providers.specs import api_key_for
 from assay.records import Completion, ModelConfig, Request
@@ -52,15 +52,19 @@ class AnthropicProvider:
                 if m.role != "system"
             ],
             "max_tokens": p.max_tokens or DEFAULT_MAX_TOKENS,
-            "temperature": p.temperature,
         }
         optional = {
             "system": system or None,
-            "top_p": p.top_p,
             "stop_sequences": list(p.stop) if p.stop else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        extra = {**self.model.params, **p.extra}
+        # anthropic>=2 dropped temperature/top_p from create(); send them as raw body fields.
+        sampling = {"temperature": p.temperature, "top_p": p.top_p}
+        extra = {
+            **{k: v for k, v in sampling.items() if v is not None},
+            **self.model.params,
+            **p.extra,
+        }
         if extra:
             body["extra_body"] = extra
         return body
@@ -76,6 +80,8 @@ class AnthropicProvider:
         status = getattr(exc, "status_code", None)
         if status == 529:  # Anthropic's "overloaded"
             return ProviderUnavailableError(f"{where}: overloaded", _retry_after(exc))
+        if status == 400 and "prompt is too long" in str(exc).lower():  # Anthropic's wording
+            return ContextLengthError(f"{where}: {exc}")
         return _map_status(status, f"{where}: {exc}", exc, self.model)
 
     async def aclose(self) -> None:
