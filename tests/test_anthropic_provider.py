@@ -1,7 +1,9 @@
-"""The real ``anthropic`` SDK, through the engine, against the scripted ``/v1/messages`` endpoint."""
+"""The real ``anthropic`` SDK through the engine, against the scripted ``/v1/messages`` route."""
 
 from __future__ import annotations
 
+import anthropic
+import httpx
 import pytest
 
 from assay.engine.pricing import PriceTable, cost_usd
@@ -15,7 +17,15 @@ from assay.errors import (
 from assay.providers.anthropic_provider import DEFAULT_MAX_TOKENS
 from assay.providers.specs import check_keys, resolve_model
 from assay.records import GenerationParams, Message, ModelConfig, Request
-from assay.testing import ChatRequest, ScriptedServer, constant, error, fail_then_reply, reply
+from assay.testing import (
+    Action,
+    ChatRequest,
+    ScriptedServer,
+    constant,
+    error,
+    fail_then_reply,
+    reply,
+)
 from tests.conftest import SleepRecorder, make_engine, user_request
 
 SPEC = "anthropic/claude-haiku-4-5"
@@ -47,14 +57,16 @@ async def test_text_usage_served_model_and_cost() -> None:
     assert c.cost_usd == pytest.approx(cost_usd(price, 1200, 300))
     # The native API: srv.base_url ends in /v1, and the SDK still reaches /v1/messages once.
     assert request.path == "/v1/messages" and request.is_anthropic
-    assert request.headers["x-api-key"] == DUMMY_KEY
+    # The key from ANTHROPIC_API_KEY (older SDKs send x-api-key, newer ones a bearer token).
+    sent_key = request.headers.get("x-api-key") or request.headers.get("authorization", "")
+    assert sent_key.removeprefix("Bearer ") == DUMMY_KEY
     assert request.model == "claude-haiku-4-5"
 
 
 async def test_system_prompt_is_sent_as_top_level_system() -> None:
     seen: list[list[dict[str, object]]] = []
 
-    def handler(request: ChatRequest) -> object:
+    def handler(request: ChatRequest) -> Action:
         seen.append(request.messages)
         return reply(f"echo {request.last_user_text}")
 
@@ -63,7 +75,7 @@ async def test_system_prompt_is_sent_as_top_level_system() -> None:
         Message(role="system", content="Answer in French."),
         Message(role="user", content="hello"),
     )
-    with ScriptedServer(handler) as srv:  # type: ignore[arg-type]
+    with ScriptedServer(handler) as srv:
         async with make_engine() as engine:
             c = await engine.complete(claude(srv), Request(messages=messages))
         body = srv.requests[0].body
@@ -195,3 +207,34 @@ def test_no_key_needed_at_a_custom_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
     check_keys([resolve_model(SPEC, base_url="http://127.0.0.1:9/v1")])  # does not raise
     monkeypatch.setenv("ANTHROPIC_API_KEY", DUMMY_KEY)
     check_keys([resolve_model(SPEC)])
+
+
+# ---- the scripted route itself, seen by the SDK without Assay in between
+
+
+def test_scripted_route_streams_anthropic_events() -> None:
+    with ScriptedServer(constant(reply("one two three", input_tokens=4))) as srv:
+        client = anthropic.Anthropic(api_key="x", base_url=f"http://127.0.0.1:{srv.port}")
+        with client.messages.stream(
+            model="m", max_tokens=9, messages=[{"role": "user", "content": "hi"}]
+        ) as events:
+            pieces = list(events.text_stream)
+            final = events.get_final_message()
+    assert pieces == ["one ", "two ", "three"]
+    assert final.content[0].text == "one two three"  # type: ignore[union-attr]
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (4, 3)
+    assert final.stop_reason == "end_turn"
+
+
+def test_scripted_route_errors_use_anthropic_bodies_and_retry_after() -> None:
+    with ScriptedServer(constant(error(529, "Overloaded", retry_after=3))) as srv:
+        answer = httpx.post(
+            f"http://127.0.0.1:{srv.port}/v1/messages",
+            json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        )
+    assert answer.status_code == 529
+    assert answer.headers["retry-after"] == "3"
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }

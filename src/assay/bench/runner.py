@@ -72,7 +72,9 @@ def start_run(plan: RunPlan, services: Services) -> str:
             for v in plan.variants
         ],
     }
-    return services.store.create_run("run", record)
+    run_id = services.store.create_run("run", record)
+    services.store.save_samples(run_id, plan.samples)
+    return run_id
 
 
 def resume_config(store: RunStore, run_id: str) -> RunConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from assay.bench.execute import RunContext
 from assay.bench.runner import Services
@@ -29,6 +29,7 @@ from assay.records import Request, Sample
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.scoring.scorer import JUDGE_SCORE, ResponseScorer
 from assay.scoring.stats import paired_compare
+from assay.store.runstore import RunStore
 
 
 class Reporter(Protocol):
@@ -72,30 +73,29 @@ def prepare(config: OptimizeConfig) -> Prepared:
     return Prepared(config, dataset, prompt, split_samples(dataset.samples, config.split))
 
 
-def start(prepared: Prepared, store: Any) -> str:
+def start(prepared: Prepared, store: RunStore) -> str:
     store.save_text("prompt", prepared.prompt.text, prepared.prompt.hash)
-    return str(
-        store.create_run(
-            "optimize",
-            {
-                "optimize": prepared.config.model_dump(mode="json"),
-                "dataset_sha256": prepared.dataset.content_hash,
-                "split": prepared.split.ids(),
-                "primary_metric": primary_metric(prepared.config),
-                "variants": [],
-            },
-        )
-    )
+    record = {
+        "optimize": prepared.config.model_dump(mode="json"),
+        "dataset_sha256": prepared.dataset.content_hash,
+        "split": prepared.split.ids(),
+        "primary_metric": primary_metric(prepared.config),
+        "variants": [],
+    }
+    run_id = store.create_run("optimize", record)
+    split_of = {i: name for name, ids in prepared.split.ids().items() for i in ids}
+    store.save_samples(run_id, prepared.dataset.samples, split_of)
+    return run_id
 
 
-def resume_config(store: Any, run_id: str) -> OptimizeConfig:
+def resume_config(store: RunStore, run_id: str) -> OptimizeConfig:
     run = store.get_run(run_id)
     if run.kind != "optimize":
         raise UserInputError(f"Run {run.id} is a {run.kind} run", "use assay run --resume")
     return OptimizeConfig.model_validate(run.config["optimize"])
 
 
-def check_resumable(prepared: Prepared, store: Any, run_id: str) -> None:
+def check_resumable(prepared: Prepared, store: RunStore, run_id: str) -> None:
     config = store.get_run(run_id).config
     if config["dataset_sha256"] != prepared.dataset.content_hash:
         raise UserInputError(

@@ -49,16 +49,14 @@ def load_view(store: RunStore, run_id: str) -> RunView:
         run=run,
         report=analyse(store, run.id),
         results=store.results(run.id),
-        samples=dataset_samples(run.config),
+        samples=store.samples(run.id) or dataset_samples(run.config),
         iterations=store.iterations(run.id),
     )
 
 
 def dataset_samples(config: dict[str, Any]) -> dict[str, Sample]:
-    """The run's dataset rows by id, when the file is still there and unchanged; else {}.
-
-    The run store records inputs (in each request) but not references, so the report reads
-    them from the data file, and only if its sha256 matches the one the run recorded.
+    """Rows of runs recorded before the store kept samples (migration 0003): read from the
+    data file, and only if its sha256 still matches the one the run recorded; else {}.
     """
     from assay.data.datasets import FieldMapping, load_dataset
     from assay.errors import AssayError

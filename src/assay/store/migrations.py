@@ -64,6 +64,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0003_samples",
+        """
+        CREATE TABLE samples (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            sample_id TEXT NOT NULL,
+            split TEXT,
+            sample TEXT NOT NULL,
+            PRIMARY KEY (run_id, sample_id)
+        );
+        """,
+    ),
 ]
 
 

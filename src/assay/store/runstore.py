@@ -11,6 +11,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from assay import __version__
 from assay.errors import UserInputError
-from assay.records import Completion, Request
+from assay.records import Completion, Request, Sample
 from assay.scoring.score import Score
 from assay.store.migrations import migrate
 
@@ -131,6 +132,23 @@ class RunStore:
         with self._lock:
             row = self._db.execute("SELECT text FROM texts WHERE hash = ?", (digest,)).fetchone()
         return row[0] if row else None
+
+    def save_samples(
+        self, run_id: str, samples: Sequence[Sample], split_of: dict[str, str] | None = None
+    ) -> None:
+        """The rows a run used (inputs and references), so reports need not the data file."""
+        split_of = split_of or {}
+        rows = [(run_id, s.id, split_of.get(s.id), s.model_dump_json()) for s in samples]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", rows)
+
+    def samples(self, run_id: str) -> dict[str, Sample]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sample FROM samples WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        loaded = (Sample.model_validate_json(r[0]) for r in rows)
+        return {s.id: s for s in loaded}
 
     def save_result(self, result: ResultRecord) -> None:
         """The completion and its scores land in one transaction: both or neither."""
