@@ -234,9 +234,8 @@ def test_kill_and_resume_repeats_no_completed_call(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_demo_slice_on_the_embedded_model(tmp_path: Path) -> None:
-    proc = assay(
-        "run", "--demo", "--limit", "6", "--json", "-o", str(tmp_path / "r.json"), timeout=300
-    )
+    args = ("--demo", "--limit", "6", "--json", "--gpu-cost-per-hour", "2.0")
+    proc = assay("run", *args, "-o", str(tmp_path / "r.json"), timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert len(report["variants"]) == 2
@@ -245,3 +244,6 @@ def test_demo_slice_on_the_embedded_model(tmp_path: Path) -> None:
         assert variant["score"]["n_scored"] == 6  # every response judged, right or wrong
         assert variant["cost_per_1k_usd"] == 0.0
         assert variant["output_tokens_per_request"] > 0
+        # Self-hosting estimate: mean latency over 4 parallel slots, at $2 an hour.
+        expected = variant["latency_mean_ms"] / 1000 / 4 * 1000 / 3600 * 2.0
+        assert variant["self_hosting_cost_per_1k_usd"] == pytest.approx(expected)

@@ -140,4 +140,4 @@ def _accepted_changes(records: list[IterationRecord]) -> None:
         )
         console.print(Text(f"Diagnosis: {r.diagnosis}"))
         console.print(Text(f"Change: {r.explanation}"))
-        console.print(Syntax(r.diff or "(no diff)", "diff", theme="ansi_dark"))
+        console.print(Syntax(r.diff or "(no diff)", "diff", theme="ansi_dark", word_wrap=True))

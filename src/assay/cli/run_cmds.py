@@ -88,7 +88,7 @@ def run_command(
     if resume:
         cfg = _resumed(resume, services, engine)
     elif demo:
-        cfg = _demo_config(engine, limit)
+        cfg = _demo_config(engine, limit, gpu_cost_per_hour)
     else:
         data, prompt_paths = _require_inputs(data, prompts)
         cfg = RunConfig(
@@ -156,7 +156,7 @@ def _resumed(run_id: str, services: Services, engine: EngineConfig) -> RunConfig
     )
 
 
-def _demo_config(engine: EngineConfig, limit: int | None) -> RunConfig:
+def _demo_config(engine: EngineConfig, limit: int | None, gpu: float | None) -> RunConfig:
     from assay.bench.config import RunConfig, ScoringConfig
     from assay.data import demo_path
     from assay.providers.specs import resolve_model
@@ -173,6 +173,7 @@ def _demo_config(engine: EngineConfig, limit: int | None) -> RunConfig:
         params=GenerationParams(max_tokens=12, temperature=0.0, seed=0),
         engine=engine,
         limit=limit or 60,
+        gpu_cost_per_hour=gpu,
     )
 
 
