@@ -122,10 +122,6 @@ def test_compat_needs_a_base_url(tmp_path: Path) -> None:
 
 ONE_ENTRY = "models:\n  - spec: openai/gpt-4o-mini\n"
 NAMES_FILE_AND_ENTRY = "file and entry are both named"
-BUG_ENTRY_NOT_NAMED = (
-    "config_file._entry does not wrap resolve_model's UserInputError, so spec errors name "
-    "neither the file nor the entry"
-)
 
 
 @pytest.mark.parametrize(
@@ -138,13 +134,13 @@ BUG_ENTRY_NOT_NAMED = (
         pytest.param(
             "m.yaml",
             ONE_ENTRY + "  - spec: openai/gpt-4o\n    price: {input_per_mtok: cheap}\n",
-            ["model #2", "price.input_per_mtok"],
+            ["model #2", "input_per_mtok"],
             id="non-numeric-price",
         ),
         pytest.param(
             "m.yaml",
             ONE_ENTRY + "    price: {input_per_mtok: 1}\n",
-            ["model #1", "price.output_per_mtok"],
+            ["model #1", "output_per_mtok"],
             id="incomplete-price",
         ),
         pytest.param("m.yaml", "models: [\n", ["not valid yaml"], id="unparsable-yaml"),
@@ -158,32 +154,24 @@ BUG_ENTRY_NOT_NAMED = (
             ONE_ENTRY + "  - spec: foo/bar\n",
             ["model #2", "foo"],
             id="unknown-provider",
-            marks=pytest.mark.xfail(strict=True, reason=BUG_ENTRY_NOT_NAMED),
         ),
         pytest.param(
             "m.yaml",
             "models:\n  - spec: compat/qwen\n",
             ["model #1", "base_url"],
             id="compat-without-base-url",
-            marks=pytest.mark.xfail(strict=True, reason=BUG_ENTRY_NOT_NAMED),
         ),
         pytest.param(
             "m.yaml",
             ONE_ENTRY + "    price: {input_per_mtok: -1, output_per_mtok: 1}\n",
             ["model #1", "price"],
             id="negative-price",
-            marks=pytest.mark.xfail(
-                strict=True, reason="records.Price has no ge=0: a negative price is accepted"
-            ),
         ),
         pytest.param(
             "m.yaml",
             ONE_ENTRY + "    price: {input_per_mtok: 1, output_per_mtok: 1, currency: EUR}\n",
             ["model #1", "currency"],
             id="unknown-price-field",
-            marks=pytest.mark.xfail(
-                strict=True, reason="records.Price ignores extra keys: 'currency' is dropped"
-            ),
         ),
     ],
 )
@@ -201,11 +189,6 @@ def test_bad_configs_fail_with_one_line_naming_file_and_entry(
         assert part in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config_file validates price with records.Price, not pricing.parse_price: a bare "
-    "YAML/TOML date in as_of (accepted by --prices) is rejected here",
-)
 @pytest.mark.parametrize(
     ("name", "text"),
     [

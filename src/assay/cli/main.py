@@ -70,17 +70,34 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("ASSAY_DEBUG"))
     _register()
     try:
-        app()
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
         _fail("Interrupted", 130)
     except Exception as exc:  # one line for the user; --debug shows the traceback
-        from assay.errors import AssayError
-
         if debug:
             raise
-        if isinstance(exc, AssayError):
-            _fail(str(exc), exc.exit_code)
-        _fail(f"Unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
+        _fail_on(exc)
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _fail_on(exc: Exception) -> None:
+    import sqlite3
+
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    from assay.errors import AssayError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        exc.show()
+        raise SystemExit(exc.exit_code)
+    if isinstance(exc, ClickException):  # bad flags or values: click's message, on one line
+        message = " ".join(exc.format_message().split())
+        _fail(f"{message} (see assay COMMAND --help)", exc.exit_code)
+    if isinstance(exc, AssayError):
+        _fail(str(exc), exc.exit_code)
+    if isinstance(exc, sqlite3.DatabaseError):  # a store or cache file damaged mid-command
+        _fail(f"The run store or cache is damaged ({exc}); move it aside or use --store DIR", 1)
+    _fail(f"Unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
 
 
 def _fail(message: str, code: int) -> None:

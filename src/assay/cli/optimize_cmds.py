@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import typer
 
@@ -12,6 +12,8 @@ from assay.cli import options as o
 if TYPE_CHECKING:
     from assay.bench.runner import Services
     from assay.optimize.config import OptimizeConfig, SplitConfig
+    from assay.optimize.per_model import PerModelReport
+    from assay.optimize.records import IterationRecord
     from assay.records import ModelConfig
 
 OPTIMIZE_HELP = """Optimize a prompt for one model: evaluate, diagnose, rewrite, verify.
@@ -31,6 +33,19 @@ written to -o is exactly the one whose test score is printed.
 
 With no --reasoning-model the task model also writes the rewrites: a small local model is
 a weak reasoner, so expect many rejected proposals (each with its reason) and modest gains.
+
+[bold]Strategies[/bold] (--strategy; every candidate is accepted only on val)
+
+  auto        phases of the others, each chosen by the reasoner from the failures seen
+              (fallback order: structural, fewshot, iterative, pareto; duel without references)
+  iterative   diagnose the failures, rewrite the prompt
+  structural  the same instructions in other layouts (sections, XML, format first, ...)
+  fewshot     demonstrations from train aimed at the failures; no reasoner needed
+  pareto      a pool of prompts that each win some items; rewrite from their own failures
+  duel        pairwise duels judged in both orders (needs --judge; no references needed)
+
+[bold]Several models[/bold]: -m A -m B --per-model optimizes a prompt for each model (one run
+each, the budget split evenly), then compares every model with its own best prompt on test.
 """
 
 
@@ -57,7 +72,14 @@ def optimize_command(
     judge_repeats: int = o.JUDGE_REPEATS,
     input_field: str | None = o.INPUT_FIELD,
     output_field: str | None = o.OUTPUT_FIELD,
-    strategy: str = typer.Option("iterative", "--strategy", help="Search strategy."),
+    strategy: str = typer.Option(
+        "iterative",
+        "--strategy",
+        help="auto, iterative, structural, fewshot, pareto or duel (see above).",
+    ),
+    per_model: bool = typer.Option(
+        False, "--per-model", help="Optimize for each -m model, then compare them on test."
+    ),
     max_iterations: int = typer.Option(5, "--max-iterations", min=0, help="Rewrite rounds."),
     max_calls: int | None = typer.Option(None, "--max-calls", min=1, help="Hard call budget."),
     max_cost: float | None = o.MAX_COST,
@@ -111,23 +133,24 @@ def optimize_command(
         max_cost=max_cost,
         max_calls=max_calls,
     )
+    if resume and per_model:
+        from assay.errors import UserInputError
+
+        raise UserInputError(
+            "--per-model cannot be resumed as a whole",
+            "resume each model's run on its own: assay optimize --resume RUN",
+        )
     if resume:
         from assay.optimize.loop import resume_config
 
         cfg = resume_config(services.store, resume)
-        cfg = cfg.model_copy(
-            update={
-                "engine": cfg.engine.model_copy(
-                    update={"budget": engine.budget, "concurrency": engine.concurrency}
-                )
-            }
-        )
+        cfg = cfg.model_copy(update={"engine": o.resumed_engine(cfg.engine, engine)})
     else:
-        data_path, prompt_path, task_model = _require(data, prompt, model, base_url)
+        data_path, prompt_path, models = _require(data, prompt, model, base_url, per_model)
         cfg = OptimizeConfig(
             data=str(data_path),
             prompt=str(prompt_path),
-            model=task_model,
+            model=models[0],
             reasoning_model=_reasoner(reasoning_model, reasoning_base_url),
             mapping=FieldMapping(input_field=input_field, output_field=output_field),
             scoring=ScoringConfig(
@@ -147,22 +170,32 @@ def optimize_command(
             source_model=source_model,
             seed=seed,
         )
+    if per_model:
+        _optimize_per_model(cfg, models, services, output, results_json, json_out)
+        return
     _optimize(cfg, services, resume, output, results_json, json_out)
 
 
 def _require(
-    data: Path | None, prompt: Path | None, model: list[str], base_url: str | None
-) -> tuple[Path, Path, ModelConfig]:
+    data: Path | None,
+    prompt: Path | None,
+    model: list[str],
+    base_url: str | None,
+    per_model: bool,
+) -> tuple[Path, Path, list[ModelConfig]]:
     from assay.errors import UserInputError
     from assay.providers.specs import resolve_model
 
     if data is None or prompt is None:
         raise UserInputError("assay optimize needs DATA and PROMPT", "see assay optimize --help")
-    if len(model) != 1:
+    if not model:
+        raise UserInputError("assay optimize needs a model", "pass -m PROVIDER/MODEL")
+    if len(model) > 1 and not per_model:
         raise UserInputError(
-            "assay optimize takes exactly one -m model", "optimize one model at a time"
+            "assay optimize takes one -m model",
+            "add --per-model to optimize a prompt for each model and compare them",
         )
-    return data, prompt, resolve_model(model[0], base_url=base_url)
+    return data, prompt, [resolve_model(m, base_url=base_url) for m in model]
 
 
 def _reasoner(spec: str | None, base_url: str | None) -> ModelConfig | None:
@@ -220,3 +253,80 @@ def _optimize(
     if results_json is not None:
         results_json.write_text(result.to_json() + "\n", encoding="utf-8")
     render.summary(result, output, as_json)
+
+
+def _optimize_per_model(
+    cfg: OptimizeConfig,
+    models: list[ModelConfig],
+    services: Services,
+    output: Path | None,
+    results_json: Path | None,
+    as_json: bool,
+) -> None:
+    import asyncio
+
+    from assay.cli import optimize_render as render
+    from assay.optimize import per_model
+
+    configs = per_model.per_model_configs(cfg, models)
+
+    def reporter(label: str) -> _LabelledReporter:
+        if not as_json:
+            render.err_console.print(f"[bold]Optimizing for {label}[/bold]")
+        return _LabelledReporter(render.ConsoleReporter(quiet=as_json), label)
+
+    report = asyncio.run(per_model.optimize_per_model(configs, services, reporter, output))
+    if results_json is not None:
+        results_json.write_text(report.to_json() + "\n", encoding="utf-8")
+    _per_model_summary(report, as_json)
+
+
+class _LabelledReporter:
+    """Progress lines that say which model's loop they belong to."""
+
+    def __init__(self, inner: _Reporter, label: str) -> None:
+        self.inner = inner
+        self.label = label
+
+    def phase(self, text: str) -> None:
+        self.inner.phase(f"{self.label}: {text}")
+
+    def iteration(self, record: IterationRecord) -> None:
+        self.inner.iteration(record)
+
+
+class _Reporter(Protocol):
+    def phase(self, text: str) -> None: ...
+
+    def iteration(self, record: IterationRecord) -> None: ...
+
+
+def _per_model_summary(report: PerModelReport, as_json: bool) -> None:
+    from rich.text import Text
+
+    from assay.cli import render
+    from assay.optimize.per_model import as_run_report
+
+    if as_json:
+        print(report.to_json())
+        return
+    for m in report.models:
+        sig = "significant" if m.gain.significant else "not significant"
+        written = f"; best prompt -> {m.output}" if m.output else ""
+        render.console.print(
+            Text(
+                f"{m.label}: test {render.num(m.baseline_test.mean, '{:.3f}')} -> "
+                f"{render.num(m.final_test.mean, '{:.3f}')} ({sig}), "
+                f"{m.iterations} iterations, run {m.run_id}{written}"
+            )
+        )
+    render.console.print(render.models_table(report.variants, report.metric))
+    if report.comparisons:
+        render.console.print(render.comparisons_table(as_run_report(report)))
+    fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
+    for axis, front in fronts:
+        render.console.print(Text(f"Pareto front (quality vs {axis}): {', '.join(front) or '–'}"))
+    render.console.print(Text(f"Recommendation: {report.recommendation}"))
+    render.console.print(
+        Text("Each model is scored with its own best prompt on the same test rows.")
+    )

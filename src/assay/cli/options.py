@@ -108,3 +108,28 @@ def generation_params(max_tokens: int, temperature: float, seed: int) -> Generat
     from assay.records import GenerationParams
 
     return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+
+
+def given(name: str) -> bool:
+    """Whether the user passed option ``name`` (not its default); a resume keeps the run's own."""
+    import click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source is not ParameterSource.DEFAULT
+
+
+def resumed_engine(stored: EngineConfig, new: EngineConfig) -> EngineConfig:
+    """A resume may raise the budget or change concurrency, only where the user says so."""
+    budget = stored.budget.model_copy(
+        update={
+            **({"max_cost_usd": new.budget.max_cost_usd} if given("max_cost") else {}),
+            **({"max_calls": new.budget.max_calls} if given("max_calls") else {}),
+        }
+    )
+    update = {
+        "budget": budget,
+        **({"concurrency": new.concurrency} if given("concurrency") else {}),
+    }
+    return stored.model_copy(update=update)

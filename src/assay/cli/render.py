@@ -40,12 +40,14 @@ def preflight(plan: RunPlan, prices: PriceTable, run_id: str) -> None:
         title=f"Plan for run {run_id}: {len(plan.samples)} samples "
         f"x {plan.config.repeats} repeat(s)",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
-    for col in ("calls to", "calls", "est. input tokens", "max output tokens", "est. cost ≤"):
-        table.add_column(col, justify="left" if col == "calls to" else "right")
+    table.add_column("calls to", min_width=min(40, max(len(v.key) for v in plan.variants)))
+    for col in ("calls", "est. input\ntokens", "max output\ntokens", "est. cost ≤"):
+        table.add_column(col, justify="right", no_wrap=True)
     for e in [*estimate_task(plan, prices), *estimate_judge(plan, prices)]:
         table.add_row(
-            e.label,
+            Text(e.label),
             f"{e.calls:,}",
             f"{e.input_tokens:,}",
             f"{e.max_output_tokens:,}",

@@ -147,13 +147,7 @@ def _resumed(run_id: str, services: Services, engine: EngineConfig) -> RunConfig
 
     cfg = resume_config(services.store, run_id)
     # A resume may raise the budget or change concurrency; nothing that changes results.
-    return cfg.model_copy(
-        update={
-            "engine": cfg.engine.model_copy(
-                update={"budget": engine.budget, "concurrency": engine.concurrency}
-            )
-        }
-    )
+    return cfg.model_copy(update={"engine": o.resumed_engine(cfg.engine, engine)})
 
 
 def _demo_config(engine: EngineConfig, limit: int | None, gpu: float | None) -> RunConfig:
@@ -201,8 +195,10 @@ def _run(
     if output is not None:
         output.write_text(report.to_json() + "\n", encoding="utf-8")
     render.run_report(report, as_json=as_json)
-    if report.status == "failed":
-        raise typer.Exit(1)
+    if report.status == "failed":  # e.g. a 401: the report is printed, then one error line
+        from assay.errors import AssayError
+
+        raise AssayError(f"Run {report.run_id} failed: {report.stopped_reason}")
 
 
 def _interrupted(run_id: str) -> Exception:

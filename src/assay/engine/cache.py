@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from assay.errors import UserInputError
 from assay.records import Completion, ModelConfig, Request, canonical_json, sha256_text
 
 SCHEMA = """
@@ -40,11 +41,17 @@ class ResponseCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute(SCHEMA)
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute(SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise UserInputError(
+                f"Response cache {path} is unreadable ({exc})",
+                "delete the file, which holds only cached replies, or pass --no-cache",
+            ) from None
         self.corrupt_entries = 0
 
     def get(self, key: str) -> Completion | None:
@@ -55,10 +62,14 @@ class ResponseCache:
         if row is None:
             return None
         text, checksum = row
-        if sha256_text(text) != checksum:
+        try:
+            if sha256_text(text) != checksum:
+                raise ValueError("checksum mismatch")
+            completion = Completion.model_validate_json(text)
+        except ValueError:  # a damaged or half-written entry (pydantic errors are ValueErrors)
             self._drop_corrupt(key)
             return None
-        return Completion.model_validate_json(text).model_copy(update={"cached": True})
+        return completion.model_copy(update={"cached": True})
 
     def put(self, key: str, completion: Completion) -> None:
         text = completion.model_copy(update={"cached": False}).model_dump_json()

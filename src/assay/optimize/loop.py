@@ -62,6 +62,9 @@ def prepare(config: OptimizeConfig) -> Prepared:
         raise UserInputError(
             f"Unknown strategy {config.strategy!r}", f"use one of {', '.join(STRATEGY_TYPES)}"
         )
+    check = getattr(STRATEGY_TYPES[config.strategy], "check_config", None)
+    if check is not None:  # e.g. duel needs a judge: say so before any call
+        check(config)
     dataset = load_dataset(config.data, config.mapping)
     prompt = load_prompt(config.prompt)
     prompt.check_slots(dataset)

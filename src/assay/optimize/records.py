@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -42,6 +43,14 @@ class IterationRecord(BaseModel):
     examples_shown: int = 0
     reasoner_replies: list[str] = Field(default_factory=list)
     spend: Spend = Spend()
+    # Strategy-specific, optional (older runs lack them):
+    phase: int | None = None  # auto: the phase (1, 2, ...) that produced this record
+    phase_reason: str = ""  # auto: why the phase's strategy was chosen
+    candidate_scores: dict[str, float | None] = Field(default_factory=dict)  # train-batch means
+    demo_ids: list[str] = Field(default_factory=list)  # fewshot: the train rows shown
+    win_rate: float | None = None  # duel: pairwise win rate, its own scale (never a val score)
+    duels: int = 0  # duel: pairwise comparisons judged in this step
+    strategy_state: dict[str, Any] = Field(default_factory=dict)  # what a resume rebuilds from
 
     @property
     def train_score(self) -> float | None:
