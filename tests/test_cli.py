@@ -657,7 +657,7 @@ BAD_INPUT = [
         lambda f: ["optimize", "--resume", "20990101-000000-abcdef"],
         ["20990101-000000-abcdef", "assay runs"],
     ),
-    case("show-unknown-id", lambda f: ["show", "no-such-run"], ["no-such-run", "assay runs"]),
+    case("show-without-a-store", lambda f: ["show", "no-such-run"], ["No run store", "assay runs"]),
     case(
         "config-file-missing",
         lambda f: [

@@ -39,7 +39,7 @@ def report_command(
     from assay.report import write_report
     from assay.store.runstore import RunStore
 
-    path = write_report(RunStore.open(store), run_ids, output)
+    path = write_report(RunStore.open(store, create=False), run_ids, output)
     typer.echo(f"Wrote {path} ({path.stat().st_size / 1024:,.0f} KiB); open it in a browser.")
 
 

@@ -42,10 +42,13 @@ def runs_command(
 
     from assay.store.runstore import RunStore
 
-    runs = RunStore.open(store).list_runs(limit)
+    runs = RunStore.open(store).list_runs(limit) if _exists(store) else []
     rows = [_run_row(r) for r in runs]
     if json_out:
         print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        Console().print("No runs yet. Start one with: assay run --demo")
         return
     table = Table(title="Runs", title_justify="left")
     for col in ("id", "kind", "status", "created", "models", "data"):
@@ -53,6 +56,12 @@ def runs_command(
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("id", "kind", "status", "created", "models", "data")))
     Console().print(table)
+
+
+def _exists(store: Path | None) -> bool:
+    from assay.store.runstore import store_dir
+
+    return (store_dir(store) / "runs.sqlite").is_file()
 
 
 def _run_row(run: RunRecord) -> dict[str, object]:
@@ -87,7 +96,7 @@ def show_command(
     from assay.cli import render
     from assay.store.runstore import RunStore
 
-    run_store = RunStore.open(store)
+    run_store = RunStore.open(store, create=False)
     run = run_store.get_run(run_id)
     if run.kind == "optimize":
         from assay.cli.optimize_render import show_optimize
@@ -111,7 +120,7 @@ def compare_command(
     from assay.bench.runs_compare import compare_runs
     from assay.store.runstore import RunStore
 
-    result = compare_runs(RunStore.open(store), run_a, run_b, variant_a, variant_b)
+    result = compare_runs(RunStore.open(store, create=False), run_a, run_b, variant_a, variant_b)
     if json_out:
         print(result.model_dump_json(indent=2))
         return

@@ -117,9 +117,12 @@ def api_key_for(model: ModelConfig) -> str | None:
 
 
 def check_keys(models: list[ModelConfig]) -> None:
-    """Fail before any call when a required key is missing."""
+    """Fail before any call (and before a run is recorded) when a required key or a local
+    model file is missing."""
     for model in models:
         api_key_for(model)
+        if PROVIDERS[model.provider].kind == "local":
+            local_model_path(model)
 
 
 def local_model_path(model: ModelConfig) -> Path:

@@ -84,8 +84,15 @@ class RunStore:
             ) from None
 
     @classmethod
-    def open(cls, directory: str | Path | None = None) -> RunStore:
-        return cls(store_dir(directory) / "runs.sqlite")
+    def open(cls, directory: str | Path | None = None, *, create: bool = True) -> RunStore:
+        """``create=False`` for commands that only read: a missing store is an error, not a
+        new empty file."""
+        path = store_dir(directory) / "runs.sqlite"
+        if not create and not path.is_file():
+            raise UserInputError(
+                f"No run store at {path}", "list runs with: assay runs, or pass --store DIR"
+            )
+        return cls(path)
 
     def create_run(self, kind: str, config: dict[str, Any]) -> str:
         run_id = new_run_id()
