@@ -208,7 +208,7 @@ def cli() -> typer.Typer:
 def test_report_command_writes_the_file(tmp_path: Path, runs: DemoRuns) -> None:
     out = tmp_path / "out" / "report.html"
     result = CliRunner().invoke(
-        cli(), ["report", runs.bench[:17], "-o", str(out), "--store", str(runs.store_dir)]
+        cli(), ["report", runs.bench[:-2], "-o", str(out), "--store", str(runs.store_dir)]
     )
     assert result.exit_code == 0, result.output
     assert f"Wrote {out}" in result.output
