@@ -137,14 +137,14 @@ _PAGE_BOX = (
 
 
 def screenshot_dir() -> Path:
-    """docs/screenshots with ASSAY_SCREENSHOTS=1 (to refresh the docs), else a temporary dir.
+    """docs/screenshots, so the docs always show the views as the suite last saw them.
 
-    Run ids and timings differ on every run, so writing the docs' images on every test run
-    would change tracked files each time.
+    ASSAY_SCREENSHOTS=0 sends them to a temporary folder instead (run ids and timings differ
+    on every run, so the tracked images change whenever the suite runs).
     """
-    if os.environ.get("ASSAY_SCREENSHOTS"):
-        return SCREENSHOTS
-    return Path(tempfile.gettempdir()) / "assay-screenshots"
+    if os.environ.get("ASSAY_SCREENSHOTS") == "0":
+        return Path(tempfile.gettempdir()) / "assay-screenshots"
+    return SCREENSHOTS
 
 
 def screenshot(
