@@ -1,36 +1,35 @@
-"""Scoring: the Score value, reference metrics and the statistics built on them."""
+"""Scoring: the Score value, reference metrics, the judge, and the statistics built on them.
 
-from assay.scoring.metrics import (
-    AVAILABLE_METRICS,
-    Metric,
-    build_metric,
-    build_metrics,
-    check_metrics_against_dataset,
-    confusion_matrix,
-)
-from assay.scoring.score import Score, ScoreStatus
-from assay.scoring.stats import (
-    Aggregate,
-    PairedComparison,
-    aggregate,
-    paired_compare,
-    pareto_front,
-    percentile,
-)
+Names are imported lazily, so reading the run store (which needs only Score) does not load
+numpy, scipy or the metric libraries.
+"""
 
-__all__ = [
-    "AVAILABLE_METRICS",
-    "Aggregate",
-    "Metric",
-    "PairedComparison",
-    "Score",
-    "ScoreStatus",
-    "aggregate",
-    "build_metric",
-    "build_metrics",
-    "check_metrics_against_dataset",
-    "confusion_matrix",
-    "paired_compare",
-    "pareto_front",
-    "percentile",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "AVAILABLE_METRICS": "metrics",
+    "Metric": "metrics",
+    "build_metric": "metrics",
+    "build_metrics": "metrics",
+    "check_metrics_against_dataset": "metrics",
+    "confusion_matrix": "metrics",
+    "Score": "score",
+    "ScoreStatus": "score",
+    "Aggregate": "stats",
+    "PairedComparison": "stats",
+    "aggregate": "stats",
+    "paired_compare": "stats",
+    "pareto_front": "stats",
+    "percentile": "stats",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'assay.scoring' has no attribute {name!r}")
+    return getattr(import_module(f"assay.scoring.{_HOMES[name]}"), name)
