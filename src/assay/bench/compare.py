@@ -77,7 +77,34 @@ def recommend(summaries: Sequence[VariantSummary], pairs: list[PairRow]) -> str:
     if len(scored) == 1:
         return f"Only {best.variant} produced scores ({_fmt_mean(best)})."
     sentences = [_versus(best, other, pairs) for other in scored if other is not best]
-    return " ".join([f"Best score: {best.variant} ({_fmt_mean(best)}).", *sentences])
+    return " ".join(
+        [
+            _choice(best, scored, pairs),
+            f"Best score: {best.variant} ({_fmt_mean(best)}).",
+            *sentences,
+        ]
+    )
+
+
+def _choice(best: VariantSummary, scored: list[VariantSummary], pairs: list[PairRow]) -> str:
+    """The cheapest variant that is not significantly worse than the best one."""
+
+    def tied_with_best(s: VariantSummary) -> bool:
+        found = _find(pairs, best.variant, s.variant)
+        return s is best or (found is not None and not found[0].significant)
+
+    priced = [s for s in scored if s.cost_per_1k_usd is not None and tied_with_best(s)]
+    if best.cost_per_1k_usd is None or not priced:
+        return f"Recommended: {best.variant} (highest score; cost not comparable)."
+    pick = min(
+        priced, key=lambda s: (s.cost_per_1k_usd or 0.0, -(s.score.mean or 0.0) if s.score else 0.0)
+    )
+    if pick is best:
+        return f"Recommended: {best.variant}."
+    return (
+        f"Recommended: {pick.variant}, not significantly worse than {best.variant}"
+        f"{_cost_ratio(pick, best)}."
+    )
 
 
 def _versus(best: VariantSummary, other: VariantSummary, pairs: list[PairRow]) -> str:
@@ -104,6 +131,8 @@ def _cost_ratio(other: VariantSummary, best: VariantSummary) -> str:
         return ""
     if b == 0:
         return " at the same $0 API cost" if a == 0 else f" at ${a:.4f} per 1k requests vs $0"
+    if a == 0:
+        return " at no API cost"
     return f" at {a / b:.0%} of the cost per 1k requests"
 
 
