@@ -124,6 +124,14 @@ def optimize(f: Files, data: Path, *extra: str) -> list[str]:
     return ["optimize", str(data), str(f.prompt), *f.task(), *extra]
 
 
+def bare(f: Files, *args: str) -> list[str]:
+    """``assay run DATA PROMPT`` with only ``args`` after it (no model, no metric)."""
+    return ["run", str(f.data), str(f.prompt), *args]
+
+
+GE0, GE1 = "greater than or equal to 0", "greater than or equal to 1"
+
+
 def models_config(f: Files, name: str, text: str) -> Path:
     return f.write(name, text.replace("URL", f.url))
 
@@ -138,23 +146,28 @@ CASES = [
         "jsonl-row-not-json",
         lambda f: run(f, f.write("a.jsonl", '{"text": "ok", "label": "positive"}\n{oops\n')),
         "a.jsonl:2",
-        "JSON",
+        "invalid JSON",
+        "one complete JSON object",
     ),
     case(
         "jsonl-row-is-a-list",
         lambda f: run(f, f.write("b.jsonl", '{"text": "ok", "label": "positive"}\n[1, 2]\n')),
         "b.jsonl:2",
-        "object",
+        "got a list",
+        "use {",
     ),
     case(
         "csv-unbalanced-quote",
         lambda f: run(f, f.write("c.csv", 'text,label\n"fine",positive\n"broken,negative\n')),
-        "c.csv:",
+        "c.csv:3",
+        "quote values",
     ),
     case(
         "csv-row-with-extra-columns",
         lambda f: run(f, f.write("d.csv", "text,label\nfine,positive\nbad,negative,extra,cols\n")),
         "d.csv:3",
+        "4 values",
+        "2 columns",
     ),
     case(
         "utf16-file",
@@ -176,8 +189,20 @@ CASES = [
         "l1.jsonl",
         "UTF-8",
     ),
-    case("empty-file", lambda f: run(f, f.write("empty.jsonl", "")), "empty.jsonl", "empty"),
-    case("blank-lines-only", lambda f: run(f, f.write("blank.jsonl", "\n\n  \n")), "blank.jsonl"),
+    case(
+        "empty-file",
+        lambda f: run(f, f.write("empty.jsonl", "")),
+        "empty.jsonl",
+        "empty",
+        "add one",
+    ),
+    case(
+        "blank-lines-only",
+        lambda f: run(f, f.write("blank.jsonl", "\n\n  \n")),
+        "blank.jsonl",
+        "blank",
+        "add one",
+    ),
     case(
         "row-missing-the-input-field",
         lambda f: run(
@@ -185,16 +210,19 @@ CASES = [
             f.write("m.jsonl", '{"text": "ok", "label": "positive"}\n{"label": "negative"}\n'),
         ),
         "m.jsonl:2",
+        "fields in this row",
     ),
     case(
         "input-field-not-in-the-data",
         lambda f: run(f, f.data, "--input-field", "review_body"),
         "review_body",
+        "fields in this row",
     ),
     case(
         "template-slot-with-no-field",
         lambda f: run(f, f.data, prompt=f.write("slot.md", "Review: {{body}}\nLabel it.\n")),
         "{{body}}",
+        "fields available",
     ),
     # ------------------------------------------------------------------ models and keys
     case(
@@ -209,6 +237,8 @@ CASES = [
             "label",
         ],
         "Unknown provider 'foo'",
+        "m1.yaml",
+        "use one of",
     ),
     case(
         "models-config-bad-key",
@@ -229,6 +259,7 @@ CASES = [
         ],
         "colour",
         "m2.yaml",
+        "allowed keys: spec",
     ),
     case(
         "models-config-not-yaml",
@@ -242,6 +273,7 @@ CASES = [
             "label",
         ],
         "m3.yaml",
+        "not valid yaml",
     ),
     case(
         "custom-api-key-env-missing",
@@ -261,15 +293,12 @@ CASES = [
             "--metric",
             "label",
         ],
-        "ASSAY_TEST_MISSING_KEY",
+        "set ASSAY_TEST_MISSING_KEY",
     ),
     case(
         "anthropic-key-missing",
-        lambda f: (
-            ["run", str(f.data), str(f.prompt), "-m", "anthropic/claude-haiku-4-5"]
-            + ["--metric", "label"]
-        ),
-        "ANTHROPIC_API_KEY",
+        lambda f: bare(f, "-m", "anthropic/claude-haiku-4-5", "--metric", "label"),
+        "set ANTHROPIC_API_KEY",
         "anthropic/claude-haiku-4-5",
     ),
     case(
@@ -277,7 +306,7 @@ CASES = [
         lambda f: run(
             f, f.data, "--judge", "openai/gpt-4o-mini", "--judge-criteria", str(f.rubric)
         ),
-        "OPENAI_API_KEY",
+        "set OPENAI_API_KEY",
     ),
     case(
         "compat-without-base-url",
@@ -287,18 +316,14 @@ CASES = [
     ),
     case(
         "local-gguf-missing",
-        lambda f: (
-            ["run", str(f.data), str(f.prompt), "-m", "local/missing.gguf"] + ["--metric", "label"]
-        ),
+        lambda f: bare(f, "-m", "local/missing.gguf", "--metric", "label"),
         "missing.gguf",
         "not found",
+        "check the path",
     ),
     case(
         "local-model-with-base-url",
-        lambda f: (
-            ["run", str(f.data), str(f.prompt), "-m", "local/smollm2"]
-            + ["--base-url", f.url, "--metric", "label"]
-        ),
+        lambda f: bare(f, "-m", "local/smollm2", "--base-url", f.url, "--metric", "label"),
         "local/smollm2",
         "compat/",
     ),
@@ -316,31 +341,40 @@ CASES = [
             ),
         ),
         "p.json",
-        "input_per_mtok",
+        "input_per_mtok must be >= 0",
     ),
     case(
         "prices-file-missing",
         lambda f: run(f, f.data, "--prices", str(f.root / "nope-prices.json")),
         "nope-prices.json",
+        "--prices",
     ),
     # ------------------------------------------------------------------ scoring
-    case("metric-name-typo", lambda f: run(f, f.data, "--metric", "rouge9"), "rouge9"),
+    case(
+        "metric-name-typo",
+        lambda f: run(f, f.data, "--metric", "rouge9"),
+        "rouge9",
+        "available:",
+    ),
     case(
         "regex-metric-invalid",
         lambda f: run(f, f.data, "--metric", "regex:([a-z"),
-        "regex",
+        "invalid regex",
         "([a-z",
+        "fix the pattern",
     ),
     case(
         "python-metric-file-missing",
         lambda f: run(f, f.data, "--metric", f"python:{f.root / 'nope.py'}:score"),
         "nope.py",
+        "python:FILE.py:FUNCTION",
     ),
     case(
         "python-metric-function-missing",
         lambda f: run(f, f.data, "--metric", f"python:{metric_file(f)}:score"),
-        "score",
+        "no function 'score'",
         "m.py",
+        "functions found: other",
     ),
     case(
         "rubric-empty",
@@ -356,6 +390,7 @@ CASES = [
         ),
         "empty_rubric.md",
         "empty",
+        "write what a good response",
     ),
     case(
         "rubric-not-utf8",
@@ -370,7 +405,7 @@ CASES = [
             str(f.write("latin_rubric.md", "Tr\u00e8s bien = 5\n".encode("latin-1"))),
         ),
         "latin_rubric.md",
-        "UTF-8",
+        "save it as UTF-8",
     ),
     case(
         "optimize-criteria-without-judge",
@@ -389,13 +424,23 @@ CASES = [
         "--judge",
     ),
     # ------------------------------------------------------------------ flags
-    case("negative-budget", lambda f: run(f, f.data, "--max-cost", "-1"), "--max-cost"),
-    case("repeats-zero", lambda f: run(f, f.data, "--repeats", "0"), "--repeats"),
-    case("concurrency-zero", lambda f: run(f, f.data, "--concurrency", "0"), "--concurrency"),
-    case("timeout-zero", lambda f: run(f, f.data, "--timeout", "0"), "--timeout"),
-    case("judge-repeats-zero", lambda f: run(f, f.data, "--judge-repeats", "0"), "--judge-repeats"),
-    case("limit-not-a-number", lambda f: run(f, f.data, "--limit", "ten"), "--limit"),
-    case("unknown-option", lambda f: run(f, f.data, "--concurency", "4"), "--concurency"),
+    case("negative-budget", lambda f: run(f, f.data, "--max-cost", "-1"), "--max-cost", GE0),
+    case("repeats-zero", lambda f: run(f, f.data, "--repeats", "0"), "--repeats", GE1),
+    case("concurrency-zero", lambda f: run(f, f.data, "--concurrency", "0"), "--concurrency", GE1),
+    case("timeout-zero", lambda f: run(f, f.data, "--timeout", "0"), "--timeout", GE1),
+    case(
+        "judge-repeats-zero",
+        lambda f: run(f, f.data, "--judge-repeats", "0"),
+        "--judge-repeats",
+        GE1,
+    ),
+    case("limit-not-a-number", lambda f: run(f, f.data, "--limit", "ten"), "--limit", "integer"),
+    case(
+        "unknown-option",
+        lambda f: run(f, f.data, "--concurency", "4"),
+        "--concurency",
+        "--concurrency",
+    ),
     case(
         "split-not-summing-to-one",
         lambda f: optimize(f, f.data, "--split", "0.6,0.3,0.3"),
@@ -414,7 +459,8 @@ CASES = [
     case(
         "output-is-a-directory",
         lambda f: run(f, f.data, "-o", str(f.root)),
-        "directory",
+        "it is a directory",
+        "give a file path",
     ),
     case(
         "output-folder-missing",
@@ -444,12 +490,14 @@ CASES = [
     case(
         "optimize-resume-of-a-run",
         lambda f: ["optimize", "--resume", f.run_id, "--store", str(f.store)],
+        "not an optimize run",
         "assay run --resume",
     ),
     case(
         "resume-with-bad-output",
         lambda f: ["run", "--resume", f.run_id, "--store", str(f.store), "-o", str(f.root)],
-        "directory",
+        "it is a directory",
+        "give a file path",
     ),
 ]
 
@@ -476,7 +524,6 @@ def test_bad_input_fails_in_one_line_and_writes_nothing(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     line = lines[0]
-    print("LINE", line)
     assert line.startswith("error: "), line
     for part in bad.expected:
         assert part in line, line

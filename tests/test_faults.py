@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -73,7 +74,7 @@ class FaultyModel:
 
 @dataclass
 class Outcome:
-    proc: Any
+    proc: subprocess.CompletedProcess[str]
     report: dict[str, Any] | None
     results: list[ResultRecord]
     server_requests: list[ChatRequest]
@@ -91,10 +92,16 @@ class Outcome:
         return found
 
 
-def run_with_fault(tmp_path: Path, fault: Fault, *extra: str) -> Outcome:
-    data = small_dataset(tmp_path / "d.jsonl", N)
-    rows = [json.loads(line) for line in data.read_text().splitlines()]
-    truth = {r["text"]: r["label"] for r in rows}
+def texts(n: int = N) -> list[str]:
+    """The input texts of ``small_dataset(path, n)``, in order."""
+    lines = demo_path("sentiment.jsonl").read_text().splitlines()[:n]
+    return [json.loads(line)["text"] for line in lines]
+
+
+def run_with_fault(tmp_path: Path, fault: Fault, *extra: str, rows: int = N) -> Outcome:
+    data = small_dataset(tmp_path / "d.jsonl", rows)
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    truth = {r["text"]: r["label"] for r in records}
     prices = write_prices(tmp_path / "prices.json", {"m": (PRICE_IN, PRICE_OUT)})
     model = FaultyModel(fault, truth)
     with ScriptedServer(model) as srv:
@@ -122,7 +129,7 @@ def run_with_fault(tmp_path: Path, fault: Fault, *extra: str) -> Outcome:
     runs = store.list_runs()
     results = store.results(runs[0].id) if runs else []
     assert store.integrity_problems() == []
-    return Outcome(proc, report, results, requests, counts, [r["text"] for r in rows])
+    return Outcome(proc, report, results, requests, counts, [r["text"] for r in records])
 
 
 def check_honest(out: Outcome) -> None:
@@ -130,9 +137,10 @@ def check_honest(out: Outcome) -> None:
     assert out.proc.returncode == 0, out.proc.stderr
     assert "Traceback" not in out.proc.stderr
     assert out.report is not None and out.report["status"] == "complete"
+    n = len(out.texts)
     score = out.variant["score"]
-    assert score["n_scored"] + score["n_unscored"] + score["n_errors"] == N
-    assert out.variant["n_requests"] == N and len(out.results) == N
+    assert score["n_scored"] + score["n_unscored"] + score["n_errors"] == n
+    assert out.variant["n_requests"] == n and len(out.results) == n
     assert out.variant["n_errors"] == score["n_errors"]
     for result in out.results:
         (label,) = result.scores.values()
@@ -160,58 +168,49 @@ def fail_first(k: int, action: Action) -> Fault:
 
 # --------------------------------------------------------------------------- transient faults
 
+# fault -> (what the server answers, how many times before it answers normally)
+TRANSIENT: dict[str, tuple[Action, int]] = {
+    "429 with Retry-After": (error(429, "slow down", retry_after=0.01), 2),
+    "429 without Retry-After": (error(429, "slow down"), 1),  # backoff: ~1 s
+    "500": (error(500, "internal", retry_after=0.01), 2),
+    "502": (error(502, "bad gateway", retry_after=0.01), 2),
+    "503 four times": (error(503, "overloaded", retry_after=0.01), 4),
+    "connection reset": (reset(), 1),
+    "truncated body": (
+        raw(200, '{"id": "x", "choices": [{"index": 0,', {"Content-Length": "400"}),
+        1,
+    ),
+    "non-JSON body": (raw(200, "<html>502 Bad Gateway</html>"), 1),
+    "HTML content type": (raw(200, "<html>oops</html>", {"Content-Type": "text/html"}), 1),
+    "no choices": (no_choices(), 1),
+    "read timeout (hung server)": (hang(3), 1),  # --timeout 1
+    # Chunks every 0.4 s: no single read times out, the call as a whole must.
+    "trickling stream": (stream("positive " * 8, chunk_delay=0.4), 1),
+}
 
-@pytest.mark.parametrize(
-    ("name", "fault", "tries"),
-    [
-        ("429-retry-after", fail_first(2, error(429, "slow down", retry_after=0.01)), 3),
-        ("429-no-retry-after", fail_first(1, error(429, "slow down")), 2),
-        ("500", fail_first(2, error(500, "internal", retry_after=0.01)), 3),
-        ("502", fail_first(2, error(502, "bad gateway", retry_after=0.01)), 3),
-        ("503", fail_first(4, error(503, "overloaded", retry_after=0.01)), 5),
-        ("connection-reset", fail_first(1, reset()), 2),
-        (
-            "truncated-body",
-            fail_first(
-                1, raw(200, '{"id": "x", "choices": [{"index": 0,', {"Content-Length": "400"})
-            ),
-            2,
-        ),
-        ("non-json-body", fail_first(1, raw(200, "<html>502 Bad Gateway</html>")), 2),
-        (
-            "html-content-type",
-            fail_first(1, raw(200, "<html>oops</html>", {"Content-Type": "text/html"})),
-            2,
-        ),
-        ("no-choices", fail_first(1, no_choices()), 2),
-    ],
-)
-def test_transient_fault_is_retried_and_every_sample_ends_scored(
-    tmp_path: Path, name: str, fault: Fault, tries: int
-) -> None:
-    out = run_with_fault(tmp_path, fault)
+
+def test_every_transient_fault_is_retried_and_every_sample_ends_scored(tmp_path: Path) -> None:
+    """One run, one fault per sample, all at once: each is retried just as often as needed."""
+    names = list(TRANSIENT)
+    fault_of = dict(zip(texts(len(names)), names, strict=True))
+
+    def fault(request: ChatRequest, n: int) -> Action | None:
+        action, failures = TRANSIENT[fault_of[request.last_user_text]]
+        return action if n < failures else None
+
+    out = run_with_fault(
+        tmp_path, fault, "--timeout", "1", "--concurrency", str(len(names)), rows=len(names)
+    )
     check_honest(out)
-    assert out.variant["score"]["n_scored"] == N and out.variant["score"]["mean"] == 1.0
-    assert sorted(out.counts.values()) == [tries] * N  # exactly the retries the fault needed
-    assert len(out.server_requests) == N * tries
-    # Only the answered call was billed: the failed attempts cost nothing.
-    assert out.variant["task_cost_usd"] == pytest.approx(N * PER_CALL)
-
-
-def test_read_timeout_on_a_hung_server_is_retried(tmp_path: Path) -> None:
-    out = run_with_fault(tmp_path, fail_first(1, hang(3)), "--timeout", "1")
-    check_honest(out)
-    assert out.variant["score"]["n_scored"] == N
-    assert sorted(out.counts.values()) == [2] * N
-
-
-def test_a_trickling_stream_is_cut_by_the_total_timeout(tmp_path: Path) -> None:
-    """Chunks arrive every 0.4 s, so no single read times out; the call as a whole must."""
-    slow = stream("positive " * 8, chunk_delay=0.4)
-    out = run_with_fault(tmp_path, fail_first(1, slow), "--timeout", "1")
-    check_honest(out)
-    assert out.variant["score"]["n_scored"] == N
-    assert sorted(out.counts.values()) == [2] * N
+    sent = Counter(r.last_user_text for r in out.server_requests)
+    for text, name in fault_of.items():
+        result = out.result_for(text)
+        assert result.scores["label"].status == "scored", (name, result)
+        assert sent[text] == TRANSIENT[name][1] + 1, name  # the retries it needed, no more
+        assert result.completion is not None and result.completion.cost_usd == PER_CALL, name
+    assert out.variant["score"]["mean"] == 1.0
+    # Only the answered calls were billed: the failed attempts cost nothing.
+    assert out.variant["task_cost_usd"] == pytest.approx(len(names) * PER_CALL)
 
 
 # --------------------------------------------------------------------------- persistent faults
@@ -221,24 +220,22 @@ def test_persistent_5xx_ends_as_error_after_the_policy_and_costs_nothing(tmp_pat
     """Half the samples always fail: they end as errors after exactly max_attempts tries."""
 
     def fault(request: ChatRequest, n: int) -> Action | None:
-        broken = request.last_user_text in texts[:2]
+        broken = request.last_user_text in first[:2]
         return error(503, "down for maintenance", retry_after=0.01) if broken else None
 
-    texts = [json.loads(line)["text"] for line in small_dataset(tmp_path / "t.jsonl", N).open()]
+    first = texts()
     out = run_with_fault(tmp_path, fault)
     check_honest(out)
     score = out.variant["score"]
     assert (score["n_scored"], score["n_unscored"], score["n_errors"]) == (2, 0, 2)
     assert score["mean"] == 1.0  # errors are excluded from the mean, not counted as 0
-    for text in texts[:2]:
+    for text in first[:2]:
         result = out.result_for(text)
         assert result.error_kind == "unavailable" and "down for maintenance" in (result.error or "")
         assert result.scores["label"].status == "error"
         assert "down for maintenance" in result.scores["label"].reason
-    by_text = Counter({r.messages[-1]["content"]: 0 for r in out.server_requests})
-    for r in out.server_requests:
-        by_text[r.messages[-1]["content"]] += 1
-    assert [by_text[t] for t in texts] == [MAX_ATTEMPTS, MAX_ATTEMPTS, 1, 1]
+    by_text = Counter(r.last_user_text for r in out.server_requests)
+    assert [by_text[t] for t in first] == [MAX_ATTEMPTS, MAX_ATTEMPTS, 1, 1]
     assert out.variant["task_cost_usd"] == pytest.approx(2 * PER_CALL)  # 10 failures: $0
     assert out.variant["cost_per_1k_usd"] == pytest.approx(PER_CALL * 1000)
 
@@ -260,31 +257,28 @@ def test_context_length_400_is_never_retried_and_is_an_error_with_its_reason(
         "This model's maximum context length is 8192 tokens. However, you requested 9000.",
         code="context_length_exceeded",
     )
-    texts = [json.loads(line)["text"] for line in small_dataset(tmp_path / "t.jsonl", N).open()]
-    out = run_with_fault(
-        tmp_path, lambda r, _n: too_long if r.last_user_text == texts[0] else None
-    )
+    first = texts()
+    out = run_with_fault(tmp_path, lambda r, _n: too_long if r.last_user_text == first[0] else None)
     check_honest(out)
-    result = out.result_for(texts[0])
+    result = out.result_for(first[0])
     assert result.error_kind == "context_length"
     assert "maximum context length" in result.scores["label"].reason
-    assert out.counts[out.server_requests[0].attempt_key] >= 1
     assert sorted(out.counts.values()) == [1] * N  # a bad request is never re-sent
     assert out.variant["score"]["n_errors"] == 1 and out.variant["score"]["n_scored"] == 3
 
 
 def test_missing_usage_makes_cost_unknown_never_zero(tmp_path: Path) -> None:
-    texts = [json.loads(line)["text"] for line in small_dataset(tmp_path / "t.jsonl", N).open()]
+    first = texts()
 
     def fault(request: ChatRequest, _n: int) -> Action | None:
-        if request.last_user_text != texts[0]:
+        if request.last_user_text != first[0]:
             return None
         return reply("positive", usage=False)
 
     out = run_with_fault(tmp_path, fault)
     check_honest(out)
     assert out.variant["score"]["n_scored"] == N  # the response is still judged
-    assert out.result_for(texts[0]).completion.cost_usd is None  # type: ignore[union-attr]
+    assert out.result_for(first[0]).completion.cost_usd is None  # type: ignore[union-attr]
     # One call of unknown cost makes every total unknown: a partial sum would understate it.
     for key in ("task_cost_usd", "cost_per_1k_usd", "spent_usd", "total_cost_usd"):
         assert out.variant[key] is None, key

@@ -128,7 +128,7 @@ def _check_output(output: Path | None) -> None:
     if output is not None and not output.parent.exists():
         raise UserInputError(f"Cannot write {output}: folder {output.parent} does not exist")
     if output is not None and output.is_dir():
-        raise UserInputError(f"Cannot write {output}: it is a directory")
+        raise UserInputError(f"Cannot write {output}: it is a directory", "give a file path")
 
 
 def _services(store: Path | None, prices: Path | None, no_cache: bool) -> Services:

@@ -94,7 +94,7 @@ def start(prepared: Prepared, store: RunStore) -> str:
 def resume_config(store: RunStore, run_id: str) -> OptimizeConfig:
     run = store.get_run(run_id)
     if run.kind != "optimize":
-        raise UserInputError(f"Run {run.id} is a {run.kind} run", "use assay run --resume")
+        raise UserInputError(f"Run {run.id} is not an optimize run", "use assay run --resume")
     return OptimizeConfig.model_validate(run.config["optimize"])
 
 

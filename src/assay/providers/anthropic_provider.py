@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from assay.errors import ContextLengthError, ProviderError, ProviderUnavailableError
-from assay.providers.openai_compat import _map_status, _retry_after
+from assay.providers.openai_compat import _map_status, _retry_after, redact_key
 from assay.providers.specs import api_key_for
 from assay.records import Completion, ModelConfig, Request
 
@@ -78,11 +78,12 @@ class AnthropicProvider:
         if isinstance(exc, anthropic.APIConnectionError):
             return ProviderUnavailableError(f"{where}: connection failed")
         status = getattr(exc, "status_code", None)
+        text = redact_key(str(exc), self.model)
         if status == 529:  # Anthropic's "overloaded"
             return ProviderUnavailableError(f"{where}: overloaded", _retry_after(exc))
-        if status == 400 and "prompt is too long" in str(exc).lower():  # Anthropic's wording
-            return ContextLengthError(f"{where}: {exc}")
-        return _map_status(status, f"{where}: {exc}", exc, self.model)
+        if status == 400 and "prompt is too long" in text.lower():  # Anthropic's wording
+            return ContextLengthError(f"{where}: {text}")
+        return _map_status(status, f"{where}: {text}", exc, self.model)
 
     async def aclose(self) -> None:
         await self._client.close()

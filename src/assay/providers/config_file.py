@@ -62,7 +62,8 @@ def _entry(p: Path, index: int, raw: Any) -> ModelConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "entry"
-        raise UserInputError(f"{where}: {field}: {err['msg']}") from None
+        keys = ", ".join(ModelEntry.model_fields)
+        raise UserInputError(f"{where}: {field}: {err['msg']}", f"allowed keys: {keys}") from None
     price = parse_price(entry.price, origin=str(p), key=where) if entry.price else None
     try:
         return resolve_model(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -124,7 +125,7 @@ def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
     """Translate SDK exceptions into Assay's typed errors (the engine decides on retries)."""
     openai = _import_openai()
     where = f"{model.spec} at {model.base_url}"
-    message = _error_text(exc)
+    message = redact_key(_error_text(exc), model)
     if isinstance(exc, openai.APITimeoutError):
         return RequestTimeoutError(f"{where}: request timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -149,6 +150,12 @@ def _map_status(status: int | None, text: str, exc: Exception, model: ModelConfi
     if status is None:
         return ProviderUnavailableError(text)
     return BadRequestError(text)
+
+
+def redact_key(text: str, model: ModelConfig) -> str:
+    """``text`` with the model's API key replaced by ``***`` (servers echo it in 401 messages)."""
+    key = os.environ.get(model.api_key_env) if model.api_key_env else None
+    return text.replace(key, "***") if key and len(key) >= 8 else text
 
 
 def _error_text(exc: Exception) -> str:

@@ -7,8 +7,9 @@ Rules, each against a failure seen in other tools:
   the prose, or in a quoted response, never decides anything.
 - Reasoning blocks (``<think>``, ``<thinking>``, ``<reasoning>``) are removed first, so a
   ``VERDICT: 1`` the model considered while thinking is not read as its verdict. A closing tag
-  without its opening drops everything before it; an opening tag that never closes drops
-  everything after it (the model ran out of tokens while reasoning).
+  without its opening drops everything before it; an opening tag that never closes, at the
+  start of the reply, drops everything after it (the model ran out of tokens while reasoning).
+  One further in the reply is kept: it may be quoted from the response under evaluation.
 - Code-fence lines are removed, so a verdict inside a fenced block still counts.
 - The LAST verdict line is taken and must be on the scale: an integer in range (``4``,
   ``4/5``, ``4 out of 5``, optionally followed by words but by no other number) or PASS/FAIL.
@@ -244,13 +245,15 @@ def dimension_key(name: str) -> str:
 
 
 def strip_reasoning(text: str) -> str:
-    """Remove reasoning blocks, a dangling closing tag's prefix and an unclosed block's tail."""
+    """Remove reasoning blocks, a dangling closing tag's prefix and an unclosed leading block."""
     text = _REASONING_BLOCK.sub("", text)
     closes = list(_REASONING_CLOSE.finditer(text))
     if closes:
         text = text[closes[-1].end() :]
     opening = _REASONING_OPEN.search(text)
-    return text[: opening.start()] if opening else text
+    if opening is not None and not text[: opening.start()].strip():  # cut off while reasoning
+        return text[: opening.start()]
+    return text
 
 
 def strip_fences(text: str) -> str:
@@ -285,8 +288,8 @@ def _line_id(key: str, value: str) -> tuple[str, str]:
 
 def _quoted_counts(texts: Iterable[str], keyword: str) -> Counter[tuple[str, str]]:
     counts: Counter[tuple[str, str]] = Counter()
-    for text in texts:
-        lines = keyword_lines(answer_text(text), keyword)
+    for text in texts:  # every line of the data counts, reasoning tags or not
+        lines = keyword_lines(strip_fences(text), keyword)
         counts.update(_line_id(key, value) for _, key, value in lines)
     return counts
 

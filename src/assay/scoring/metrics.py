@@ -134,7 +134,10 @@ def regex(pattern: str) -> Metric:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise UserInputError(f"invalid regex in metric 'regex:{pattern}': {exc}") from exc
+        raise UserInputError(
+            f"invalid regex in metric 'regex:{pattern}': {exc}",
+            "fix the pattern (Python re syntax) and quote it for the shell",
+        ) from exc
 
     def score(sample: Sample, output: str) -> Score:
         found = compiled.search(output)
@@ -481,7 +484,9 @@ def json_schema(path: str) -> Metric:
 def _load_function(path: str, func_name: str) -> Callable[..., Any]:
     file = Path(path)
     if not file.is_file():
-        raise UserInputError(f"custom metric file not found: {path}")
+        raise UserInputError(
+            f"custom metric file not found: {path}", "use --metric python:FILE.py:FUNCTION"
+        )
     module_name = f"assay_user_metric_{sha256_text(str(file.resolve()))[:16]}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
