@@ -498,6 +498,54 @@ def test_auto_phases_are_read_back_from_the_records() -> None:
     assert phases(records) == [Phase(1, "structural", 2, 1, 1), Phase(2, "fewshot", 1, 1, 0)]
 
 
+# --------------------------------------------------------------------------- resume
+
+
+@pytest.mark.parametrize("strategy", ["auto", "pareto", "duel"])
+async def test_a_resumed_run_ends_like_an_uninterrupted_one(
+    tmp_path: Path, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pools (pareto, duel) and the phases (auto) come back from the records."""
+    judge = strategy == "duel"
+    data = (
+        unlabelled_dataset(tmp_path / "d.jsonl")
+        if judge
+        else small_dataset(tmp_path / "d.jsonl", 80)
+    )
+    plan = [
+        proposal(f"{GOOD} Variant {i}.") if i % 3 == 2 else proposal(f"Variant {i}.")
+        for i in range(12)
+    ]
+
+    async def run(store: str, sessions: list[int]) -> OptimizeResult:
+        monkeypatch.setenv("ASSAY_STORE", str(tmp_path / store))
+        with ScriptedServer(JudgeZoo(list(plan)) if judge else OptimizeZoo(list(plan))) as srv:
+            result = await optimize(
+                srv, data, strategy, judge=judge, max_iterations=sessions[0], patience=9
+            )
+            for more in sessions[1:]:
+                result = await resume(srv, result.run_id, data, strategy, judge, more)
+        return result
+
+    whole = await run("whole", [4])
+    parts = await run("parts", [2, 4])
+    assert [r.status for r in parts.trajectory] == [r.status for r in whole.trajectory]
+    assert [r.prompt_hash for r in parts.trajectory] == [r.prompt_hash for r in whole.trajectory]
+    assert [r.phase for r in parts.trajectory] == [r.phase for r in whole.trajectory]
+    assert parts.best_prompt == whole.best_prompt and parts.final.test == whole.final.test
+
+
+async def resume(
+    srv: ScriptedServer, run_id: str, data: Path, strategy: str, judge: bool, iterations: int
+) -> OptimizeResult:
+    store = RunStore.open(os.environ["ASSAY_STORE"])
+    config = loop.resume_config(store, run_id)
+    config = config.model_copy(update={"stop": StopRules(max_iterations=iterations, patience=9)})
+    prepared = loop.prepare(config)
+    loop.check_resumable(prepared, store, run_id)
+    return await loop.optimize(prepared, services(), run_id)
+
+
 # --------------------------------------------------------------------------- embedded model
 
 
@@ -505,7 +553,7 @@ def model_args(data: Path, out: Path, strategy: str, *extra: str) -> list[str]:
     return [
         "optimize", str(data), PROMPT, "-m", "local/smollm2", "--strategy", strategy,
         "--max-iterations", "1", "--max-tokens", "8", "--reasoning-max-tokens", "64",
-        "--batch-size", "6", "-o", str(out), "--json", *extra,
+        "--batch-size", "4", "-o", str(out), "--json", *extra,
     ]  # fmt: skip
 
 

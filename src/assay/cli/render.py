@@ -70,7 +70,8 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
     for axis, front in fronts:
         line = f" (quality vs {axis}): {', '.join(front) or '–'}"
         console.print(Text.assemble(("Pareto front", "bold"), line))
-    console.print(Text.assemble(("Recommendation", "bold"), f": {report.recommendation}"))
+    choice, _, rest = report.recommendation.partition(". ")
+    console.print(Text.assemble((choice + ".", "bold"), f" {rest}" if rest else ""))
     if report.stopped_reason:
         console.print(
             f"[yellow]Stopped early[/yellow]: {report.stopped_reason}. "

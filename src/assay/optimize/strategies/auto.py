@@ -168,7 +168,7 @@ def chooser_prompt(
         f"## Baseline diagnosis\n{diagnosis_text(examples, len(train_batch(ctx, 0)))}\n"
     )
     tail = (
-        f"\n## Phases so far\n{history_text(done)}\n\n## Strategies\n"
+        f"\n## Phases so far\n{history_text(done)}\n{_val_line(state)}\n\n## Strategies\n"
         + "\n".join(f"- {n}: {MENU[n]}" for n in menu)
         + "\n\nExplain your choice in one or two sentences, then end with the line "
         "STRATEGY: <name>, using one of: " + ", ".join(menu)
@@ -183,6 +183,14 @@ def chooser_prompt(
         shown.append(line)
         room -= len(line)
     return head + "".join(shown) + tail
+
+
+def _val_line(state: LoopState) -> str:
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    base = state.records[0].val_candidate if state.records else None
+    return f"Validation score: baseline {f(base)}, best now {f(state.best_val.mean)}."
 
 
 def _chooser_tokens(ctx: OptimizeContext) -> int:

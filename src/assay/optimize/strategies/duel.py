@@ -194,6 +194,8 @@ class DuelStrategy:
         batch = duels.inputs[: ctx.config.batch_size] or rng.sample(ctx.split.train, 1)
         record = await self._judge_leader(record, pool.prompts[lead], batch, state, ctx)
         replies = await self._mutate(pool, lead, duels, state, ctx)
+        if record.status == "rejected" and pool.prompts[lead] != state.best.text:
+            pool.remove(lead)  # checked and not accepted: leading again would change nothing
         self._prune(pool, state)
         return record.model_copy(
             update={"reasoner_replies": replies, "strategy_state": pool.to_state()}
@@ -312,7 +314,8 @@ class DuelStrategy:
         the pool does not have yet."""
         text = pool.prompts[lead]
         parent = PromptTemplate.from_text(text)
-        outcome, _ = await reflect(state, ctx, parent, duels.lost.get(lead, []))
+        # One attempt: a failed rewrite just means a layout child instead.
+        outcome, _ = await reflect(state, ctx, parent, duels.lost.get(lead, []), retries=0)
         children = [outcome.proposal.prompt] if outcome.proposal else []
         children += list(layout_variants(text).values())
         for child in children:

@@ -70,7 +70,11 @@ def pick_parent(wins: dict[str, int], rng: random.Random) -> str:
 
 
 async def reflect(
-    state: LoopState, ctx: OptimizeContext, parent: PromptTemplate, examples: list[Example]
+    state: LoopState,
+    ctx: OptimizeContext,
+    parent: PromptTemplate,
+    examples: list[Example],
+    retries: int = 2,
 ) -> tuple[ProposalOutcome, int]:
     """The reasoner's rewrite of ``parent`` (not necessarily the best prompt) from its failures."""
     inp = replace(
@@ -82,7 +86,8 @@ async def reflect(
     params = GenerationParams(
         max_tokens=ctx.config.reasoning_max_tokens, temperature=0.0, seed=ctx.config.seed
     )
-    return await propose(ctx.engine, ctx.config.reasoner, messages, params), shown
+    outcome = await propose(ctx.engine, ctx.config.reasoner, messages, params, retries)
+    return outcome, shown
 
 
 class ParetoStrategy:
@@ -91,15 +96,17 @@ class ParetoStrategy:
     name = "pareto"
 
     def __init__(self) -> None:
-        self.pool: dict[str, PromptTemplate] | None = None
+        self.pool: dict[str, PromptTemplate] = {}
+        self._read = 0  # records folded into the pool so far
 
     def _pool(self, state: LoopState) -> dict[str, PromptTemplate]:
-        """Every prompt with a val score in the records (baseline, batch-passing candidates)."""
-        if self.pool is None:
-            self.pool = {}
-            for r in state.records:
-                if r.val_candidate is not None:
-                    self.pool.setdefault(r.prompt_hash, PromptTemplate.from_text(r.prompt))
+        """Every prompt with a val score in the records (the baseline, and candidates that
+        passed their mini-batch, from any strategy); read incrementally, so a resumed run
+        rebuilds exactly the pool an uninterrupted one holds."""
+        for r in state.records[self._read :]:
+            if r.val_candidate is not None:
+                self.pool.setdefault(r.prompt_hash, PromptTemplate.from_text(r.prompt))
+        self._read = len(state.records)
         self.pool.setdefault(state.best.hash, state.best)
         return self.pool
 
@@ -147,7 +154,4 @@ class ParetoStrategy:
         )
         if child.hash in pool:
             return record.model_copy(update={"reason": "already in the pool"})
-        record = await verify(record, child, on_batch, batch, state, ctx)
-        if record.val_candidate is not None:
-            pool[child.hash] = child  # passed its mini-batch: it competes on val items now
-        return record
+        return await verify(record, child, on_batch, batch, state, ctx)
