@@ -103,7 +103,8 @@ def test_per_model_optimizes_each_model_and_compares_them_on_test(tmp_path: Path
     (pair,) = report["comparisons"]
     assert (pair["a"], pair["b"]) == ("compat/strong", "compat/weak")
     assert pair["comparison"]["n"] == len(test_ids[0])
-    assert report["recommendation"].startswith("Best score:")
+    assert report["recommendation"].startswith("Recommended: ")
+    assert "Best score:" in report["recommendation"]
 
 
 def test_per_model_prints_the_run_style_table(tmp_path: Path) -> None:
