@@ -573,7 +573,7 @@ def check_model_run(proc: Any, out: Path, strategy: str) -> dict[str, Any]:
 def test_embedded_model_runs_each_strategy(tmp_path: Path, strategy: str) -> None:
     data = small_dataset(tmp_path / "d.jsonl", 30)
     out = tmp_path / "best.md"
-    proc = assay(*model_args(data, out, strategy, "--metric", "label"), timeout=300)
+    proc = assay(*model_args(data, out, strategy, "--metric", "label"), timeout=600)
     result = check_model_run(proc, out, strategy)
     if strategy == "fewshot":
         assert result["trajectory"][1]["demo_ids"]
@@ -589,7 +589,7 @@ def test_embedded_model_runs_duel_with_a_scripted_judge(tmp_path: Path) -> None:
     with ScriptedServer(zoo) as srv:
         judge = ["--judge", "compat/judge", "--judge-base-url", srv.base_url]
         proc = assay(
-            *model_args(data, out, "duel", *judge, "--judge-criteria", str(rubric)), timeout=300
+            *model_args(data, out, "duel", *judge, "--judge-criteria", str(rubric)), timeout=600
         )
     result = check_model_run(proc, out, "duel")
     assert result["trajectory"][1]["duels"] > 0 and zoo.pairwise
