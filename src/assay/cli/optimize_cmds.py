@@ -11,6 +11,7 @@ from assay.cli import options as o
 
 if TYPE_CHECKING:
     from assay.bench.runner import Services
+    from assay.engine.engine import EngineConfig
     from assay.optimize.config import OptimizeConfig, SplitConfig
     from assay.optimize.per_model import PerModelReport
     from assay.optimize.records import IterationRecord
@@ -117,7 +118,6 @@ def optimize_command(
     json_out: bool = o.JSON_OUT,
     resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
 ) -> None:
-    from assay.bench.config import ScoringConfig
     from assay.cli.run_cmds import _check_output, _services
     from assay.data.datasets import FieldMapping
     from assay.optimize.config import Acceptance, OptimizeConfig, StopRules
@@ -133,18 +133,8 @@ def optimize_command(
         max_cost=max_cost,
         max_calls=max_calls,
     )
-    if resume and per_model:
-        from assay.errors import UserInputError
-
-        raise UserInputError(
-            "--per-model cannot be resumed as a whole",
-            "resume each model's run on its own: assay optimize --resume RUN",
-        )
     if resume:
-        from assay.optimize.loop import resume_config
-
-        cfg = resume_config(services.store, resume)
-        cfg = cfg.model_copy(update={"engine": o.resumed_engine(cfg.engine, engine)})
+        cfg = _resumed(resume, per_model, services, engine)
     else:
         data_path, prompt_path, models = _require(data, prompt, model, base_url, per_model)
         cfg = OptimizeConfig(
@@ -153,11 +143,8 @@ def optimize_command(
             model=models[0],
             reasoning_model=_reasoner(reasoning_model, reasoning_base_url),
             mapping=FieldMapping(input_field=input_field, output_field=output_field),
-            scoring=ScoringConfig(
-                metrics=metric,
-                judge=o.judge_config(
-                    judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
-                ),
+            scoring=o.scoring_config(
+                metric, judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
             ),
             params=o.generation_params(max_tokens, temperature, seed),
             reasoning_max_tokens=reasoning_max_tokens,
@@ -174,6 +161,21 @@ def optimize_command(
         _optimize_per_model(cfg, models, services, output, results_json, json_out)
         return
     _optimize(cfg, services, resume, output, results_json, json_out)
+
+
+def _resumed(
+    run_id: str, per_model: bool, services: Services, engine: EngineConfig
+) -> OptimizeConfig:
+    from assay.errors import UserInputError
+    from assay.optimize.loop import resume_config
+
+    if per_model:
+        raise UserInputError(
+            "--per-model cannot be resumed as a whole",
+            "resume each model's run on its own: assay optimize --resume RUN",
+        )
+    cfg = resume_config(services.store, run_id)
+    return cfg.model_copy(update={"engine": o.resumed_engine(cfg.engine, engine)})
 
 
 def _require(

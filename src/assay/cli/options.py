@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from assay.bench.config import ScoringConfig
     from assay.engine.engine import EngineConfig
     from assay.records import GenerationParams, ModelConfig
     from assay.scoring.judge import JudgeConfig
@@ -89,6 +90,23 @@ def judge_config(
         rubric_path=str(criteria),
         dimensions=[d.strip() for d in (dimensions or "").split(",") if d.strip()],
         repeats=repeats,
+    )
+
+
+def scoring_config(
+    metrics: list[str],
+    judge: str | None,
+    criteria: Path | None,
+    base_url: str | None,
+    dimensions: str | None,
+    repeats: int,
+) -> ScoringConfig:
+    """What both jobs score with: reference metrics and/or the judge."""
+    from assay.bench.config import ScoringConfig
+
+    return ScoringConfig(
+        metrics=metrics,
+        judge=judge_config(judge, criteria, base_url, dimensions, repeats),
     )
 
 

@@ -74,7 +74,7 @@ def run_command(
     resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
     demo: bool = typer.Option(False, "--demo", help="Run the bundled demo (no key needed)."),
 ) -> None:
-    from assay.bench.config import RunConfig, ScoringConfig
+    from assay.bench.config import RunConfig
     from assay.data.datasets import FieldMapping
 
     services = _services(store, prices, no_cache)
@@ -96,11 +96,8 @@ def run_command(
             prompts=[str(p) for p in prompt_paths],
             models=o.resolve_models(model, config, base_url),
             mapping=FieldMapping(input_field=input_field, output_field=output_field),
-            scoring=ScoringConfig(
-                metrics=metric,
-                judge=o.judge_config(
-                    judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
-                ),
+            scoring=o.scoring_config(
+                metric, judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
             ),
             params=o.generation_params(max_tokens, temperature, seed),
             repeats=repeats,
