@@ -55,7 +55,7 @@ from bench.common import (
 
 CLIENTS = ("socket", "httpx2", "sdk-semaphore", "sdk", "provider", "engine", "engine-noio")
 """The default clients, cheapest first (``engine-noio`` makes no HTTP requests)."""
-EXTRA_CLIENTS = ("httpx", "provider-wait_for", "provider-timeout")
+EXTRA_CLIENTS = ("httpx", "sdk-aiohttp", "provider-wait_for", "provider-timeout")
 """Measured only when asked for with ``--clients``."""
 HTTP_CLIENTS = frozenset(
     {"socket", "httpx2", "sdk-semaphore", "sdk", "provider", "engine", *EXTRA_CLIENTS}
@@ -222,7 +222,7 @@ class HttpxClient:
 class SdkClient:
     """``openai.AsyncOpenAI`` configured as ``assay.providers.openai_compat`` configures it."""
 
-    def __init__(self, base_url: str, concurrency: int) -> None:
+    def __init__(self, base_url: str, concurrency: int, transport: str = "httpx2") -> None:
         import httpx
         import openai
 
@@ -230,12 +230,17 @@ class SdkClient:
         limits: Any = httpx.Limits(
             max_connections=concurrency, max_keepalive_connections=concurrency
         )
+        factory = (
+            openai.DefaultAioHttpClient
+            if transport == "aiohttp"
+            else openai.DefaultAsyncHttpxClient
+        )
         self._client = openai.AsyncOpenAI(
             api_key="not-needed",
             base_url=base_url,
             max_retries=0,
             timeout=TIMEOUT_S,
-            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=TIMEOUT_S),
+            http_client=factory(limits=limits, timeout=TIMEOUT_S),
         )
         self._body = request_body()
 
@@ -353,6 +358,8 @@ def make_client(name: str, base_url: str, concurrency: int, delay: float) -> Cli
         return HttpxClient(base_url, concurrency, legacy=name == "httpx")
     if name in ("sdk", "sdk-semaphore"):
         return SdkClient(base_url, concurrency)
+    if name == "sdk-aiohttp":
+        return SdkClient(base_url, concurrency, transport="aiohttp")
     if name == "provider" or name.startswith("provider-"):
         timeout = name.removeprefix("provider-") if name != "provider" else None
         return ProviderClient(base_url, concurrency, timeout)

@@ -1,27 +1,34 @@
-"""Prompt optimizers on the same data, model, split and call budget: Assay vs aevyra-reflex.
+"""Prompt optimizers on the same data, model, split and call budget: Assay, aevyra-reflex, gepa.
 
     python -m bench.optimizer_peers [--rows 60] [--seeds 0,1,2] [--max-calls 150]
-        [--reflex-iterations 3] [--reflex-batch 8] [--tools assay,reflex]
+        [--reflex-iterations 3] [--reflex-batch 8] [--tools assay,reflex,gepa]
         [--port 11434] [--peers-venv /tmp/peers-venv] [--markdown] [--json PATH]
 
-The peer lives in its own venv: ``/tmp/peers-venv/bin/pip install aevyra-reflex``.
+The peers live in their own venv: ``/tmp/peers-venv/bin/pip install aevyra-reflex gepa``.
 
 The embedded model (SmolLM2-135M-Instruct, the GGUF that ``local/smollm2`` runs) is served once,
 by this module's ``serve`` child (llama.cpp in-process through ``xllamacpp``, as Assay's
 ``LocalProvider`` runs it), on an OpenAI-compatible port, 127.0.0.1:11434 by default (where
 aevyra-reflex's ``local/`` provider looks). The same server is the task model (model name
-``smollm2``) and the reasoning model (model name ``reasoner``) for both tools, and it counts the
+``smollm2``) and the reasoning model (model name ``reasoner``) for every tool, and it counts the
 calls it gets, by role. It caps every task reply at ``--max-tokens`` (8) and every reasoning reply
-at ``--reasoning-max-tokens`` (128) whatever a tool asks, so neither tool pays for longer replies
-than the other (aevyra-reflex asks for 1,024 and 4,096 tokens and has no flag to lower them).
+at ``--reasoning-max-tokens`` (128) whatever a tool asks, so no tool pays for longer replies
+than another (aevyra-reflex asks for 1,024 and 4,096 tokens and has no flag to lower them).
 
 Per seed: 60 demo rows are shuffled with the seed; 2/3 (40) go to the optimizers, 1/3 (20)
-are held out. Each tool splits its 40 rows as it does by default. Both the baseline prompt and each
-tool's final prompt are then scored by the same ``assay run --metric label`` on the same 20
-held-out rows (the ``held-out`` columns), so the scores are comparable; each tool's own reported
-baseline/final (on its own test split and metric) is shown too. Assay gets ``--max-calls``;
-aevyra-reflex has no call cap, so it gets ``--reflex-iterations`` rounds of ``--reflex-batch``
-rows, and the calls it actually made are counted by the server.
+are held out. Each tool splits its 40 rows as it does by default (gepa, which has no split of
+its own, gets half as train and half as val). Both the baseline prompt and each tool's final
+prompt are then scored by the same ``assay run --metric label`` on the same 20 held-out rows
+(the ``held-out`` columns), so the scores are comparable; each tool's own reported
+baseline/final (on its own test or val split and metric) is shown too. The held-out scoring
+is not in the ``calls`` columns: those are the server's counts around the optimizer alone.
+
+Assay gets ``--max-calls``. aevyra-reflex has no call cap, so it gets ``--reflex-iterations``
+rounds of ``--reflex-batch`` rows, and the calls it actually made are counted by the server.
+gepa (0.1.4) is driven through its Python API by ``bench/gepa_peer.py``, run by the peers
+venv's python: its default adapter with the task and reasoning models as callables over the
+same server, Assay's ``label`` metric as its evaluator, ``max_metric_calls=--max-calls`` and a
+stopper that also counts reasoning calls, as Assay's budget does (see that file).
 """
 
 from __future__ import annotations
@@ -44,7 +51,9 @@ from urllib.request import urlopen
 from bench.common import REPO_ROOT, child_env, machine_line, print_table
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
+GEPA_PEER = REPO_ROOT / "bench" / "gepa_peer.py"
 DEMO = REPO_ROOT / "src" / "assay" / "data" / "demo"
+TOOLS = ("assay", "reflex", "gepa")
 KEYS = ("messages", "temperature", "max_tokens", "top_p", "seed", "stop")
 
 
@@ -171,7 +180,11 @@ def run_command(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> di
     out_path = cwd / f"out-{time.monotonic_ns()}.txt"
     start = time.perf_counter()
     with out_path.open("w") as out:
-        rc = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+        try:
+            rc = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+        except OSError as exc:  # e.g. the peers venv is missing: the row says so, others run
+            print(f"cannot run {command[0]}: {exc}", file=out)
+            rc = 127
     return {"rc": rc, "wall_s": time.perf_counter() - start, "out": out_path.read_text()}
 
 
@@ -298,6 +311,40 @@ def run_reflex(
     }
 
 
+def run_gepa(
+    opt: Path, prompt: Path, server: ModelServer, work: Path, env: dict[str, str], args: Any,
+    seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """gepa through its Python API, in the peers venv (``bench/gepa_peer.py``)."""
+    best = work / "gepa-best.md"
+    summary_path = work / "gepa-result.json"
+    result = run_command(
+        [
+            str(args.peers_venv / "bin" / "python"), str(GEPA_PEER), "--opt", str(opt),
+            "--prompt", str(prompt), "--base-url", server.base_url,
+            "--max-calls", str(args.max_calls), "--seed", str(seed), "--workers", "4",
+            "--out", str(best), "--result", str(summary_path),
+        ],
+        cwd=work,
+        env=env,
+    )  # fmt: skip
+    try:
+        summary: dict[str, Any] = json.loads(summary_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        summary = {}
+    calls = summary.get("calls") or {}
+    return {
+        **{k: v for k, v in result.items() if k != "out"},
+        "tail": result["out"][-1200:],
+        "best": best if result["rc"] == 0 and best.exists() and best.read_text().strip() else None,
+        "own_baseline": summary.get("baseline_val"),
+        "own_final": summary.get("final_val"),
+        "own_calls": sum(calls.values()) if calls else None,
+        "metric_calls": summary.get("metric_calls"),
+        "candidates": summary.get("candidates"),
+    }
+
+
 def _num(data: Any, keys: Sequence[str]) -> float | None:
     if not isinstance(data, dict):
         return None
@@ -349,13 +396,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reasoning-max-tokens", type=int, default=128)
     parser.add_argument("--reflex-iterations", type=int, default=3)
     parser.add_argument("--reflex-batch", type=int, default=8)
-    parser.add_argument("--tools", default="assay,reflex")
+    parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--peers-venv", type=Path, default=Path("/tmp/peers-venv"))
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    tools = args.tools.split(",")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tools {unknown}; known: {', '.join(TOOLS)}")
 
     print(machine_line())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
@@ -378,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     before = server.counts()
                     if tool == "assay":
                         result = run_assay(opt, prompt, server, work, env, args, seed)
+                    elif tool == "gepa":
+                        result = run_gepa(opt, prompt, server, work, env, args, seed)
                     else:
                         result = run_reflex(opt_msgs, prompt, server, work, env, args)
                     after = server.counts()

@@ -395,6 +395,8 @@ def optimize_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
             "label",
             "--batch-size",
             "8",
+            "--strategy",
+            "iterative",
             "--max-iterations",
             "1",
             "--store",

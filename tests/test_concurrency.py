@@ -99,6 +99,8 @@ def test_a_run_an_optimize_and_readers_at_once(tmp_path: Path) -> None:
             "label",
             "--batch-size",
             "6",
+            "--strategy",
+            "iterative",
             "--max-iterations",
             "2",
             "--concurrency",

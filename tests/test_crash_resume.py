@@ -256,6 +256,8 @@ def optimize_args(data: Path, base_url: str) -> list[str]:
         "label",
         "--batch-size",
         "6",
+        "--strategy",
+        "iterative",
         "--max-iterations",
         "3",
         "--patience",

@@ -42,6 +42,8 @@ def optimize_args(srv: ScriptedServer, data: Path, *extra: str) -> list[str]:
         "label",
         "--batch-size",
         "8",
+        "--strategy",
+        "iterative",
         "--json",
         *extra,
     ]

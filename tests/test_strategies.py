@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from assay.engine.pricing import PriceTable
 from assay.optimize import loop
 from assay.optimize.config import OptimizeConfig, StopRules
 from assay.optimize.context import LoopState
+from assay.optimize.estimate import estimate
 from assay.optimize.records import IterationRecord, OptimizeResult
 from assay.optimize.split import Split
 from assay.optimize.strategies.auto import (
@@ -123,13 +125,31 @@ async def optimize(
     max_calls: int | None = None,
     **stop: Any,
 ) -> OptimizeResult:
+    config = strategy_config(
+        srv, data, strategy, prompt=prompt, judge=judge, max_calls=max_calls, **stop
+    )
+    prepared = loop.prepare(config)
+    svc = services()
+    return await loop.optimize(prepared, svc, loop.start(prepared, svc.store))
+
+
+def strategy_config(
+    srv: ScriptedServer,
+    data: Path,
+    strategy: str,
+    *,
+    prompt: str = PROMPT,
+    judge: bool = False,
+    max_calls: int | None = None,
+    **stop: Any,
+) -> OptimizeConfig:
     scoring = ScoringConfig(
         metrics=[] if judge else ["label"],
         judge=JudgeConfig(models=[compat_model(srv, "judge")], rubric="Good answers say GOOD.")
         if judge
         else None,
     )
-    config = OptimizeConfig(
+    return OptimizeConfig(
         data=str(data),
         prompt=prompt,
         model=compat_model(srv, "task"),
@@ -140,9 +160,6 @@ async def optimize(
         stop=StopRules(**stop),
         engine=EngineConfig(budget=Budget(max_calls=max_calls)),
     )
-    prepared = loop.prepare(config)
-    svc = services()
-    return await loop.optimize(prepared, svc, loop.start(prepared, svc.store))
 
 
 def split_of(result: OptimizeResult, data: Path) -> dict[str, list[Sample]]:
@@ -566,6 +583,32 @@ def check_model_run(proc: Any, out: Path, strategy: str) -> dict[str, Any]:
     assert load_prompt(out).hash == result["final"]["prompt_hash"]
     assert result["final"]["test"]["n_scored"] + result["final"]["test"]["n_unscored"] > 0
     return result
+
+
+@pytest.mark.parametrize(
+    "strategy", ["iterative", "structural", "fewshot", "pareto", "duel", "auto"]
+)
+async def test_the_preflight_estimate_bounds_the_calls_each_strategy_makes(
+    tmp_path: Path, strategy: str
+) -> None:
+    judge = strategy == "duel"
+    data = (
+        unlabelled_dataset(tmp_path / "d.jsonl")
+        if judge
+        else small_dataset(tmp_path / "d.jsonl", 60)
+    )
+    zoo = JudgeZoo(lambda i: proposal(f"Classify the sentiment, variant {i}. One word."))
+    with ScriptedServer(zoo) as srv:
+        config = strategy_config(srv, data, strategy, judge=judge, max_iterations=4, patience=10)
+        prepared = loop.prepare(config)
+        rows = {r.label.split()[0]: r.calls for r in estimate(prepared, PriceTable.bundled())}
+        svc = services()
+        result = await loop.optimize(prepared, svc, loop.start(prepared, svc.store))
+        served = Counter(r.body.get("model") for r in srv.requests)
+    assert len(result.trajectory) == 5  # every step ran: the bound is tested at full length
+    assert 0 < served["task"] <= rows["task"]
+    assert served["reasoner"] <= rows["reasoning"]
+    assert served["judge"] <= rows.get("judge", 0)
 
 
 @pytest.mark.model

@@ -74,7 +74,7 @@ def optimize_command(
     input_field: str | None = o.INPUT_FIELD,
     output_field: str | None = o.OUTPUT_FIELD,
     strategy: str = typer.Option(
-        "iterative",
+        "auto",
         "--strategy",
         help="auto, iterative, structural, fewshot, pareto or duel (see above).",
     ),

@@ -57,7 +57,7 @@ class OptimizeConfig(BaseModel):
     params: GenerationParams = GenerationParams()
     reasoning_max_tokens: int = Field(default=1024, ge=64)
     reasoning_context_tokens: int | None = None  # None: 2048 for local models, else 32000
-    strategy: str = "iterative"
+    strategy: str = "auto"
     split: SplitConfig = SplitConfig()
     batch_size: int = Field(default=16, ge=1)
     acceptance: Acceptance = Acceptance()

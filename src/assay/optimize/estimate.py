@@ -20,12 +20,37 @@ class CallEstimate:
     cost_usd: float | None
 
 
+def step_task_calls(strategy: str, batch: int) -> int:
+    """Worst-case task calls of one step on train, val excluded: the parent and each candidate
+    are evaluated on one batch (a duel compares two prompts per item instead)."""
+    from assay.optimize.strategies import duel, fewshot, structural
+
+    per_step = {
+        "iterative": 2 * batch,
+        "pareto": 2 * batch,
+        "structural": (1 + len(structural.TRANSFORMS) + 1) * batch,  # + the reasoner's layout
+        "fewshot": (1 + fewshot.CANDIDATE_SETS) * batch,
+        "duel": duel.DUELS_PER_STEP * duel.ITEMS_PER_DUEL * 2,
+    }
+    return per_step[strategy] if strategy in per_step else max(per_step.values())  # auto
+
+
+def reasoning_calls(strategy: str, iterations: int) -> int:
+    """One rewrite per step; ``auto`` also asks which strategy each phase runs."""
+    if strategy == "auto":
+        from assay.optimize.strategies.auto import PLANNED_PHASES
+
+        return iterations + min(PLANNED_PHASES, iterations)
+    return iterations
+
+
 def estimate(prepared: Prepared, prices: PriceTable) -> list[CallEstimate]:
-    """Worst case: every iteration reaches val; judge calls ride on every task call."""
+    """Worst case: every step reaches val; judge calls ride on every task call."""
     config, split = prepared.config, prepared.split
     iterations = config.stop.max_iterations
     batch = min(config.batch_size, len(split.train))
-    task_calls = batch + len(split.val) + iterations * (2 * batch + len(split.val))
+    step = step_task_calls(config.strategy, batch)
+    task_calls = batch + len(split.val) + iterations * (step + len(split.val))
     task_calls += 2 * len(split.test)
     avg_chars = sum(len(s.input_text()) for s in prepared.dataset.samples) / max(
         1, len(prepared.dataset.samples)
@@ -57,7 +82,7 @@ def estimate(prepared: Prepared, prices: PriceTable) -> list[CallEstimate]:
     rows.append(
         _row(
             f"reasoning {config.reasoner.label}",
-            iterations,
+            reasoning_calls(config.strategy, iterations),
             reasoning_chars,
             config.reasoning_max_tokens,
             prices.lookup(config.reasoner),

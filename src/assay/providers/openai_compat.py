@@ -47,7 +47,9 @@ class OpenAICompatProvider:
             base_url=model.base_url,
             max_retries=0,
             timeout=timeout_s,
-            http_client=openai.DefaultAsyncHttpxClient(
+            # aiohttp under the SDK: about half the CPU per request of its default httpx2
+            # transport at concurrency 64-256 (docs/benchmarks.md, engine throughput)
+            http_client=openai.DefaultAioHttpClient(
                 limits=_limits(max_connections), timeout=timeout_s
             ),
         )
@@ -89,9 +91,9 @@ class OpenAICompatProvider:
 
 
 def _limits(max_connections: int) -> Any:
-    import httpx
+    import httpx2
 
-    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
 
 
 def _completion(response: Any, latency_s: float, requested: str) -> Completion:
@@ -126,7 +128,7 @@ def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
     openai = _import_openai()
     where = f"{model.spec} at {model.base_url}"
     message = redact_key(_error_text(exc), model)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _dropped_connection(exc):
         return RequestTimeoutError(f"{where}: request timed out")
     if isinstance(exc, openai.APIConnectionError):
         return ProviderUnavailableError(f"{where}: connection failed ({message})")
@@ -134,6 +136,19 @@ def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
         return ProviderUnavailableError(f"{where}: unreadable reply ({message})")
     status = getattr(exc, "status_code", None)
     return _map_status(status, f"{where}: {message}", exc, model)
+
+
+def _dropped_connection(exc: BaseException) -> bool:
+    """The SDK's aiohttp transport reports a closed or reset connection as a connect timeout;
+    the aiohttp error underneath tells the two apart."""
+    import aiohttp
+
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return not isinstance(cause, TimeoutError)
+        cause = cause.__cause__
+    return False
 
 
 def _map_status(status: int | None, text: str, exc: Exception, model: ModelConfig) -> ProviderError:
