@@ -82,18 +82,22 @@ MIGRATIONS: list[tuple[str, str]] = [
 def migrate(db: sqlite3.Connection) -> list[str]:
     """Apply pending migrations; return the names applied now."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        with db:  # one transaction per migration: all of it or none
-            _apply(db, name, sql)
-        applied.append(name)
-    return applied
+    return [name for name, sql in MIGRATIONS if _apply_once(db, name, sql)]
 
 
-def _apply(db: sqlite3.Connection, name: str, sql: str) -> None:
-    for statement in filter(str.strip, sql.split(";")):
-        db.execute(statement)
-    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+def _apply_once(db: sqlite3.Connection, name: str, sql: str) -> bool:
+    """One write transaction per migration: all of it or none. The check is made inside it,
+    so two processes opening a new store at once cannot both apply the same migration."""
+    db.execute("BEGIN IMMEDIATE")  # sqlite3 would run DDL outside any transaction otherwise
+    try:
+        if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            db.execute("ROLLBACK")
+            return False
+        for statement in filter(str.strip, sql.split(";")):
+            db.execute(statement)
+        db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return True
