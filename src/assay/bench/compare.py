@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 from pydantic import BaseModel
 
 from assay.bench.summary import VariantSummary
 from assay.scoring.stats import PairedComparison, paired_compare, pareto_front
-from assay.store.runstore import ResultRecord
+from assay.store.runstore import ResultRow
 
 ItemKey = tuple[str, int]
 
@@ -27,12 +27,34 @@ class Decision(BaseModel):
     recommendation: str
 
 
-def primary_values(results: Sequence[ResultRecord], primary: str) -> dict[ItemKey, float | None]:
-    values: dict[ItemKey, float | None] = {}
-    for r in results:
-        score = r.scores.get(primary)
-        values[(r.sample_id, r.repeat)] = score.value if score and score.is_scored else None
-    return values
+def primary_value(row: ResultRow, primary: str) -> float | None:
+    score = row.scores.get(primary)
+    return score.value if score is not None and score.is_scored else None
+
+
+def primary_values(rows: Iterable[ResultRow], primary: str) -> dict[ItemKey, float | None]:
+    """One variant's primary value per item (sample, repeat); None where it has none."""
+    return {(r.sample_id, r.repeat): primary_value(r, primary) for r in rows}
+
+
+class PrimaryValues:
+    """Every variant's primary value per item, collected one result row at a time.
+
+    The item keys are shared between variants: V variants over N items hold N keys, not V x N.
+    """
+
+    def __init__(self, primary: str) -> None:
+        self.primary = primary
+        self.by_variant: dict[str, dict[ItemKey, float | None]] = {}
+        self._keys: dict[ItemKey, ItemKey] = {}
+
+    def add(self, row: ResultRow) -> None:
+        key = (row.sample_id, row.repeat)
+        key = self._keys.setdefault(key, key)
+        self.by_variant.setdefault(row.variant, {})[key] = primary_value(row, self.primary)
+
+    def of(self, variant: str) -> dict[ItemKey, float | None]:
+        return self.by_variant.get(variant, {})
 
 
 def compare_pairs(values: dict[str, dict[ItemKey, float | None]], seed: int = 0) -> list[PairRow]:

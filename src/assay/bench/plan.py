@@ -48,17 +48,22 @@ class RunPlan:
     variants: list[Variant]
 
     @property
-    def samples(self) -> list[Sample]:
+    def n_samples(self) -> int:
+        """The rows this run uses: all of the dataset's, or the first ``limit``."""
         limit = self.config.limit
-        return self.dataset.samples[:limit] if limit else self.dataset.samples
+        return min(limit, len(self.dataset)) if limit else len(self.dataset)
+
+    def iter_samples(self) -> Iterator[Sample]:
+        """The rows this run uses, read afresh from the data file (never all held at once)."""
+        return self.dataset.iter_samples(self.config.limit)
 
     @property
     def n_items(self) -> int:
-        return len(self.variants) * len(self.samples) * self.config.repeats
+        return len(self.variants) * self.n_samples * self.config.repeats
 
     def items(self) -> Iterator[WorkItem]:
         """Sample-major order, so an interrupted run has compared every model on the same rows."""
-        for sample in self.samples:
+        for sample in self.iter_samples():
             for repeat in range(self.config.repeats):
                 for variant in self.variants:
                     yield WorkItem(variant, sample, repeat, self.request(variant, sample, repeat))
@@ -90,9 +95,8 @@ def build_variants(models: list[ModelConfig], prompts: list[PromptTemplate]) -> 
 def estimate_task(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
     estimates = []
     max_out = plan.config.params.max_tokens or 1024
-    for variant in plan.variants:
-        chars = sum(sum(len(m.content) for m in variant.prompt.render(s)) for s in plan.samples)
-        calls = len(plan.samples) * plan.config.repeats
+    calls = plan.n_samples * plan.config.repeats
+    for variant, chars in zip(plan.variants, _request_chars(plan), strict=True):
         tokens_in = chars * plan.config.repeats // CHARS_PER_TOKEN
         price = prices.lookup(variant.model)
         estimates.append(
@@ -107,12 +111,21 @@ def estimate_task(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
     return estimates
 
 
+def _request_chars(plan: RunPlan) -> list[int]:
+    """Characters of every request each variant sends, one per variant: one pass over the rows."""
+    chars = [0] * len(plan.variants)
+    for sample in plan.iter_samples():
+        for i, variant in enumerate(plan.variants):
+            chars[i] += sum(len(m.content) for m in variant.prompt.render(sample))
+    return chars
+
+
 def estimate_judge(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
     judge = plan.config.scoring.judge
     if judge is None:
         return []
     per_call_chars = len(judge.rubric) + 1500  # instructions, input, response, reference
-    chars = sum(len(s.input_text()) + len(s.reference or "") for s in plan.samples)
+    chars = sum(len(s.input_text()) + len(s.reference or "") for s in plan.iter_samples())
     calls = plan.n_items * judge.repeats
     tokens_in = (
         chars * len(plan.variants) * plan.config.repeats * judge.repeats + calls * per_call_chars

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from assay.bench.compare import compare_pairs, decide, primary_values
+from assay.bench.compare import PrimaryValues, compare_pairs, decide
 from assay.bench.config import RunConfig
 from assay.bench.execute import NoProgress, ProgressSink, RunContext, execute
 from assay.bench.plan import RunPlan, build_variants
 from assay.bench.results import DatasetInfo, RunReport
 from assay.bench.summary import (
+    SUMMARY_DETAILS,
     VariantSummary,
-    group_by_variant,
+    VariantTally,
     self_hosting_cost_per_1k,
-    summarise,
 )
 from assay.data.datasets import load_dataset
 from assay.data.prompts import load_prompt
@@ -26,7 +26,7 @@ from assay.errors import UserInputError
 from assay.providers.specs import check_keys
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.scoring.scorer import JUDGE_SCORE, ResponseScorer
-from assay.store.runstore import ResultRecord, RunStore
+from assay.store.runstore import RunStore
 
 
 @dataclass
@@ -46,7 +46,7 @@ def prepare(config: RunConfig) -> RunPlan:
     prompts = [load_prompt(p) for p in config.prompts]
     for prompt in prompts:
         prompt.check_slots(dataset)
-    metrics = build_metrics(config.scoring.metrics, dataset.samples)
+    metrics = build_metrics(config.scoring.metrics, dataset.iter_samples())
     check_metrics_against_dataset(metrics, dataset.has_reference)
     judge_models = config.scoring.judge.models if config.scoring.judge else []
     check_keys([*config.models, *judge_models])
@@ -65,7 +65,7 @@ def start_run(plan: RunPlan, services: Services) -> str:
         "run": config.model_dump(mode="json"),
         "dataset_sha256": plan.dataset.content_hash,
         "dataset_has_reference": plan.dataset.has_reference,
-        "n_samples": len(plan.samples),
+        "n_samples": plan.n_samples,
         "primary_metric": primary_metric(config),
         "variants": [
             {"key": v.key, "model": v.model.spec, "prompt_hash": v.prompt.hash}
@@ -73,7 +73,7 @@ def start_run(plan: RunPlan, services: Services) -> str:
         ],
     }
     run_id = services.store.create_run("run", record)
-    services.store.save_samples(run_id, plan.samples)
+    services.store.save_samples(run_id, plan.iter_samples())
     return run_id
 
 
@@ -117,7 +117,8 @@ def build_scorer(plan: RunPlan, engine: Engine) -> ResponseScorer:
         from assay.scoring.judge import build_judge
 
         judge = build_judge(judge_config, engine)
-    return ResponseScorer(build_metrics(plan.config.scoring.metrics, plan.dataset.samples), judge)
+    metrics = build_metrics(plan.config.scoring.metrics, plan.dataset.iter_samples())
+    return ResponseScorer(metrics, judge)
 
 
 def analyse(
@@ -127,10 +128,9 @@ def analyse(
     run = store.get_run(run_id)
     config = RunConfig.model_validate(run.config["run"])
     primary = run.config["primary_metric"]
-    results = store.results(run_id)
-    summaries = _summaries(run.config["variants"], results, primary, config)
-    groups = group_by_variant(results)
-    values = {s.variant: primary_values(groups.get(s.variant, []), primary) for s in summaries}
+    tallies, collected = _tally(store, run_id, run.config["variants"], primary)
+    summaries = _summaries(run.config["variants"], tallies, primary, config)
+    values = {s.variant: collected.of(s.variant) for s in summaries}
     decision = decide(summaries, compare_pairs(values, seed=config.seed))
     return RunReport(
         run_id=run.id,
@@ -149,16 +149,31 @@ def analyse(
     )
 
 
+def _tally(
+    store: RunStore, run_id: str, variants: list[dict[str, str]], primary: str
+) -> tuple[dict[str, VariantTally], PrimaryValues]:
+    """One pass over the run's results: each row is folded into its variant's figures and
+    paired values, then dropped, so memory follows the numbers kept, not the records."""
+    tallies = {v["key"]: VariantTally() for v in variants}
+    values = PrimaryValues(primary)
+    for row in store.result_rows(run_id, detail_keys=SUMMARY_DETAILS):
+        tally = tallies.get(row.variant)
+        if tally is None:  # not a variant of the run's config: not reported
+            continue
+        tally.add(row)
+        values.add(row)
+    return tallies, values
+
+
 def _summaries(
     variants: list[dict[str, str]],
-    results: Sequence[ResultRecord],
+    tallies: dict[str, VariantTally],
     primary: str,
     config: RunConfig,
 ) -> list[VariantSummary]:
-    groups = group_by_variant(results)
     out = []
     for v in variants:
-        summary = summarise(v["key"], v["model"], groups.get(v["key"], []), primary, config.seed)
+        summary = tallies[v["key"]].summary(v["key"], v["model"], primary, config.seed)
         if config.gpu_cost_per_hour is not None and v["model"].startswith("local/"):
             summary.self_hosting_cost_per_1k_usd = self_hosting_cost_per_1k(
                 summary, config.gpu_cost_per_hour, config.engine.local_parallel

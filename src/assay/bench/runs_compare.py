@@ -50,8 +50,8 @@ def compare_runs(
     if data_a != data_b:
         raise UserInputError("The two runs used different datasets", "compare runs on one dataset")
     metric = store.get_run(id_a).config["primary_metric"]
-    a = primary_values([r for r in store.results(id_a) if r.variant == key_a], metric)
-    b = primary_values([r for r in store.results(id_b) if r.variant == key_b], metric)
+    a = primary_values(store.result_rows(id_a, variant=key_a), metric)
+    b = primary_values(store.result_rows(id_b, variant=key_b), metric)
     keys = sorted(set(a) & set(b))
     comparison = paired_compare([a[k] for k in keys], [b[k] for k in keys])
     return RunComparison(

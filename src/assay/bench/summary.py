@@ -1,17 +1,18 @@
-"""Per-variant figures computed from the run store's records: quality, cost, latency, tokens."""
+"""Per-variant figures from the run store's result rows: quality, cost, latency, tokens."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from assay.records import Completion
-from assay.scoring.metrics import confusion_matrix
+from assay.scoring.metrics import confusion_matrix_of_counts
 from assay.scoring.scorer import JUDGE_SCORE
-from assay.scoring.stats import Aggregate, aggregate, percentile
-from assay.store.runstore import ResultRecord
+from assay.scoring.stats import Aggregate, aggregate_values, percentile
+from assay.store.runstore import CompletionRow, ResultRow, ScoreRow
 
 
 class VariantSummary(BaseModel):
@@ -37,88 +38,161 @@ class VariantSummary(BaseModel):
     confusion: dict[str, dict[str, int]] | None = None  # label metric: expected -> predicted
 
 
-def group_by_variant(results: Sequence[ResultRecord]) -> dict[str, list[ResultRecord]]:
-    groups: dict[str, list[ResultRecord]] = defaultdict(list)
-    for r in results:
-        groups[r.variant].append(r)
-    return dict(groups)
+# Score details the summary reads: the label metric's pair, the judge's cost.
+SUMMARY_DETAILS = ("expected", "predicted", "cost_usd")
+LABEL_METRIC = "label"
+
+
+@dataclass
+class MetricTally:
+    """One metric's scored values, in item order, and how many items had none."""
+
+    values: array[float] = field(default_factory=lambda: array("d"))
+    n_unscored: int = 0
+    n_errors: int = 0
+
+    def add(self, score: ScoreRow) -> None:
+        if score.is_scored and score.value is not None:
+            self.values.append(score.value)
+        elif score.status == "error":
+            self.n_errors += 1
+        else:
+            self.n_unscored += 1
+
+    def aggregate(self, seed: int) -> Aggregate:
+        return aggregate_values(self.values, self.n_unscored, self.n_errors, seed=seed)
+
+
+class VariantTally:
+    """One variant's figures, folded in one result at a time; the results are not kept.
+
+    Cost and latency totals keep their terms (8 bytes each) and add them with ``sum()`` at the
+    end, in store order: ``sum()`` rounds differently from a running ``+=`` on Python 3.12+,
+    and a figure must be the same number however the results were read.
+    """
+
+    def __init__(self) -> None:
+        self.n_requests = 0
+        self.n_errors = 0
+        self.n_completions = 0
+        self.cached_requests = 0
+        self.metrics: dict[str, MetricTally] = {}
+        # None once a cost is unknown: a partial sum would understate it
+        self.task_costs: array[float] | None = array("d")
+        self.spent_costs: array[float] | None = array("d")  # cache hits are free
+        self.judge_cost: float | None = 0.0
+        self.confusion: Counter[tuple[str, str | None]] = Counter()
+        self.latencies_ms = array("d")
+        self.timed_latencies_s = array("d")  # calls with output tokens and a latency
+        self.timed_output_tokens = 0
+        self.input_tokens = _Mean()
+        self.output_tokens = _Mean()
+
+    def add(self, row: ResultRow) -> None:
+        self.n_requests += 1
+        if row.error_kind:
+            self.n_errors += 1
+        for name, score in row.scores.items():
+            self.metrics.setdefault(name, MetricTally()).add(score)
+        self._add_judge_cost(row.scores.get(JUDGE_SCORE))
+        self._add_label_pair(row.scores.get(LABEL_METRIC))
+        if row.completion is not None:
+            self._add_completion(row.completion)
+
+    def _add_judge_cost(self, judge: ScoreRow | None) -> None:
+        if judge is None or "cost_usd" not in judge.details or self.judge_cost is None:
+            return
+        cost = judge.details["cost_usd"]
+        self.judge_cost = None if cost is None else self.judge_cost + float(cost)
+
+    def _add_label_pair(self, label: ScoreRow | None) -> None:
+        if label is not None and "expected" in label.details:
+            self.confusion[(str(label.details["expected"]), label.details.get("predicted"))] += 1
+
+    def _add_completion(self, c: CompletionRow) -> None:
+        self.n_completions += 1
+        self.cached_requests += int(c.cached)
+        self.task_costs = _append_cost(self.task_costs, c.cost_usd)
+        if not c.cached:
+            self.spent_costs = _append_cost(self.spent_costs, c.cost_usd)
+        self.latencies_ms.append(c.latency_s * 1000)
+        if c.output_tokens is not None and c.latency_s > 0:
+            self.timed_latencies_s.append(c.latency_s)
+            self.timed_output_tokens += c.output_tokens
+        self.input_tokens.add(c.input_tokens)
+        self.output_tokens.add(c.output_tokens)
+
+    def summary(self, variant: str, model_spec: str, primary: str, seed: int = 0) -> VariantSummary:
+        metrics = {name: self.metrics[name].aggregate(seed) for name in sorted(self.metrics)}
+        task = _total(self.task_costs)
+        judge = self.judge_cost
+        return VariantSummary(
+            variant=variant,
+            model=model_spec,
+            n_requests=self.n_requests,
+            n_errors=self.n_errors,
+            score=metrics.get(primary),
+            metrics=metrics,
+            cost_per_1k_usd=(
+                None if task is None or not self.n_completions else task / self.n_completions * 1000
+            ),
+            task_cost_usd=task,
+            spent_usd=_total(self.spent_costs),
+            judge_cost_usd=judge,
+            total_cost_usd=None if task is None or judge is None else task + judge,
+            cached_requests=self.cached_requests,
+            confusion=confusion_matrix_of_counts(self.confusion) if self.confusion else None,
+            **self._latency_and_tokens(),
+        )
+
+    def _latency_and_tokens(self) -> dict[str, float | None]:
+        latencies = self.latencies_ms
+        total_time = sum(self.timed_latencies_s)
+        return {
+            "latency_p50_ms": percentile(latencies, 50),
+            "latency_p95_ms": percentile(latencies, 95),
+            "latency_mean_ms": sum(latencies) / len(latencies) if latencies else None,
+            "output_tokens_per_s": self.timed_output_tokens / total_time if total_time else None,
+            "input_tokens_per_request": self.input_tokens.mean(),
+            "output_tokens_per_request": self.output_tokens.mean(),
+        }
+
+
+@dataclass
+class _Mean:
+    """Mean of the known token counts (integers: a running total is exact)."""
+
+    total: int = 0
+    n: int = 0
+
+    def add(self, value: int | None) -> None:
+        if value is not None:
+            self.total += value
+            self.n += 1
+
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+def _append_cost(costs: array[float] | None, cost: float | None) -> array[float] | None:
+    if costs is None or cost is None:
+        return None
+    costs.append(cost)
+    return costs
+
+
+def _total(costs: array[float] | None) -> float | None:
+    return None if costs is None else sum(costs)
 
 
 def summarise(
-    variant: str, model_spec: str, results: Sequence[ResultRecord], primary: str, seed: int = 0
+    variant: str, model_spec: str, rows: Iterable[ResultRow], primary: str, seed: int = 0
 ) -> VariantSummary:
-    completions = [r.completion for r in results if r.completion is not None]
-    metric_names = sorted({name for r in results for name in r.scores})
-    metrics = {
-        name: aggregate([r.scores[name] for r in results if name in r.scores], seed=seed)
-        for name in metric_names
-    }
-    task = _sum_cost(completions)
-    judge = _judge_cost(results)
-    return VariantSummary(
-        variant=variant,
-        model=model_spec,
-        n_requests=len(results),
-        n_errors=sum(1 for r in results if r.error_kind),
-        score=metrics.get(primary),
-        metrics=metrics,
-        cost_per_1k_usd=None if task is None or not completions else task / len(completions) * 1000,
-        task_cost_usd=task,
-        spent_usd=_sum_cost([c for c in completions if not c.cached]),
-        judge_cost_usd=judge,
-        total_cost_usd=None if task is None or judge is None else task + judge,
-        cached_requests=sum(1 for c in completions if c.cached),
-        confusion=_confusion(results),
-        **_latency_and_tokens(completions),
-    )
-
-
-def _confusion(results: Sequence[ResultRecord]) -> dict[str, dict[str, int]] | None:
-    pairs = [
-        (str(s.details["expected"]), s.details.get("predicted"))
-        for r in results
-        if (s := r.scores.get("label")) is not None and "expected" in s.details
-    ]
-    return confusion_matrix(pairs) if pairs else None
-
-
-def _sum_cost(completions: Sequence[Completion]) -> float | None:
-    """None when any call's cost is unknown: a partial sum would understate it."""
-    if any(c.cost_usd is None for c in completions):
-        return None
-    return sum(c.cost_usd or 0.0 for c in completions)
-
-
-def _judge_cost(results: Sequence[ResultRecord]) -> float | None:
-    """Sum of the judge's cost over every judgement; None when any is unknown."""
-    total = 0.0
-    for r in results:
-        judge = r.scores.get(JUDGE_SCORE)
-        if judge is None or "cost_usd" not in judge.details:
-            continue
-        cost = judge.details["cost_usd"]
-        if cost is None:
-            return None
-        total += float(cost)
-    return total
-
-
-def _latency_and_tokens(completions: Sequence[Completion]) -> dict[str, float | None]:
-    latencies = [c.latency_s * 1000 for c in completions]
-    out_tokens = [c.output_tokens for c in completions if c.output_tokens is not None]
-    in_tokens = [c.input_tokens for c in completions if c.input_tokens is not None]
-    timed = [c for c in completions if c.output_tokens is not None and c.latency_s > 0]
-    total_time = sum(c.latency_s for c in timed)
-    return {
-        "latency_p50_ms": percentile(latencies, 50),
-        "latency_p95_ms": percentile(latencies, 95),
-        "latency_mean_ms": sum(latencies) / len(latencies) if latencies else None,
-        "output_tokens_per_s": (
-            sum(c.output_tokens or 0 for c in timed) / total_time if total_time else None
-        ),
-        "input_tokens_per_request": sum(in_tokens) / len(in_tokens) if in_tokens else None,
-        "output_tokens_per_request": sum(out_tokens) / len(out_tokens) if out_tokens else None,
-    }
+    """One variant's summary from its result rows (see ``RunStore.result_rows``)."""
+    tally = VariantTally()
+    for row in rows:
+        tally.add(row)
+    return tally.summary(variant, model_spec, primary, seed)
 
 
 def self_hosting_cost_per_1k(

@@ -41,12 +41,12 @@ def inspect_command(
     template = load_prompt(prompt) if prompt else None
     if template:
         template.check_slots(dataset)
-    first = dataset.samples[0]
+    first = next(dataset.iter_samples(limit=1))
     messages = template.render(first) if template else first.messages
     info = {
         "path": str(data),
         "format": dataset.format,
-        "rows": len(dataset.samples),
+        "rows": len(dataset),
         "fields": dataset.fields,
         "with_reference": dataset.n_with_reference,
         "label_free": dataset.n_with_reference == 0,

@@ -31,7 +31,7 @@ class RunProgress:
             console=Console(stderr=True),
             disable=quiet,
         )
-        per_variant = len(plan.samples) * plan.config.repeats
+        per_variant = plan.n_samples * plan.config.repeats
         self._tasks: dict[str, TaskID] = {}
         self._cost: dict[str, float] = {}
         for v in plan.variants:

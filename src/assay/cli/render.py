@@ -37,8 +37,7 @@ def score_cell(agg: Aggregate | None) -> str:
 
 def preflight(plan: RunPlan, prices: PriceTable, run_id: str) -> None:
     table = Table(
-        title=f"Plan for run {run_id}: {len(plan.samples)} samples "
-        f"x {plan.config.repeats} repeat(s)",
+        title=f"Plan for run {run_id}: {plan.n_samples} samples x {plan.config.repeats} repeat(s)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )

@@ -13,6 +13,10 @@ Formats, detected from the extension and the first record:
 - ``csv``: a header row, then flat rows (``.tsv`` is read the same way with tabs).
 
 Every problem is a :class:`DataError` located as ``file:line``, the real line in the file.
+
+The file is streamed: :func:`load_dataset` validates every row in one pass and keeps only
+counts, field names and the hash; :meth:`Dataset.iter_samples` reads the rows again. Memory
+does not grow with the number of rows (except a JSON array file, which is parsed whole).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,25 +74,52 @@ class FieldMapping(BaseModel):
     output_field: str | None = None
 
 
-class Dataset(BaseModel):
+@dataclass(frozen=True)
+class Dataset:
+    """A validated dataset file: what a run needs up front, not the rows themselves.
+
+    :meth:`iter_samples` reads the rows again from the file, so a run's memory does not grow
+    with the dataset. :attr:`samples` reads them all into a list once, for callers that need
+    random access to a small dataset (optimization splits it).
+    """
+
     path: str
     format: str
-    samples: list[Sample]
     fields: list[str]
     content_hash: str
-    input_field: str | None = None
-    reference_field: str | None = None
+    n_rows: int
+    n_with_reference: int
+    input_field: str | None
+    reference_field: str | None
+    _ctx: _Ctx = field(repr=False)
 
     def __len__(self) -> int:
-        return len(self.samples)
-
-    @property
-    def n_with_reference(self) -> int:
-        return sum(1 for s in self.samples if s.reference is not None)
+        return self.n_rows
 
     @property
     def has_reference(self) -> bool:
-        return bool(self.samples) and self.n_with_reference == len(self.samples)
+        return self.n_rows > 0 and self.n_with_reference == self.n_rows
+
+    def iter_samples(self, limit: int | None = None) -> Iterator[Sample]:
+        """The rows in file order, at most ``limit``; each call reads the file afresh."""
+        reader = _RowReader(Path(self.path))
+        for n, (line, row) in enumerate(reader.rows(), start=1):
+            yield _read_row(self._ctx, line, row)
+            if limit and n >= limit:
+                return
+        # A full pass has hashed every byte: rows read now must be the rows validated.
+        if reader.digest.hexdigest() != self.content_hash:
+            raise DataError(
+                self.path,
+                None,
+                "the file changed since it was loaded",
+                "keep the data file unchanged while Assay uses it",
+            )
+
+    @cached_property
+    def samples(self) -> list[Sample]:
+        """Every row, read once and kept: holds the whole dataset in memory."""
+        return list(self.iter_samples())
 
 
 @dataclass(frozen=True)
@@ -112,23 +145,54 @@ class _Ctx:
 
 
 def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Dataset:
-    """Read and validate every row of ``path``; the first bad row raises a DataError."""
+    """Validate every row of ``path`` in one streamed pass; the first bad row raises a
+    DataError. Only counts, field names and ids are kept, not the rows."""
     p = Path(path)
-    data = _read_bytes(p)
-    text = _decode(data, str(p))
-    rows, header_line = _parse_rows(p, text)
-    ctx = _make_context(p, rows, header_line, mapping)
-    samples = [_read_row(ctx, line, row) for line, row in rows]
-    _check_unique_ids(ctx, samples)
+    reader = _RowReader(p)
+    rows = reader.rows()
+    first = next(rows, None)
+    if first is None:  # each format raises its own error first; this keeps the type exact
+        raise DataError(str(p), None, "no records", _FORMATS_HINT)
+    ctx = _make_context(p, first, reader.header_line, mapping)
+    tally = _Tally()
+    for line, row in chain([first], rows):
+        tally.add(ctx, _read_row(ctx, line, row))
     return Dataset(
         path=str(p),
         format=ctx.format,
-        samples=samples,
-        fields=_field_names(s.fields for s in samples),
-        content_hash=hashlib.sha256(data).hexdigest(),
+        fields=list(tally.fields),
+        content_hash=reader.digest.hexdigest(),
+        n_rows=tally.n_rows,
+        n_with_reference=tally.n_with_reference,
         input_field=ctx.flat.input if ctx.flat else None,
         reference_field=_reference_field(ctx),
+        _ctx=ctx,
     )
+
+
+@dataclass
+class _Tally:
+    """What the validation pass keeps of the rows it has read."""
+
+    n_rows: int = 0
+    n_with_reference: int = 0
+    fields: dict[str, None] = field(default_factory=dict)  # every field path, first seen first
+    # The line of each id's first row, for the duplicate check: the one part of a pass that
+    # grows with the rows (an id string and an int each).
+    id_lines: dict[str, int] = field(default_factory=dict)
+
+    def add(self, ctx: _Ctx, sample: Sample) -> None:
+        first = self.id_lines.setdefault(sample.id, sample.line)
+        if first != sample.line:
+            raise ctx.error(
+                sample.line,
+                f"duplicate id '{sample.id}' (first on line {first})",
+                "every row needs a unique id",
+            )
+        self.n_rows += 1
+        self.n_with_reference += sample.reference is not None
+        for name in _paths(sample.fields, ""):
+            self.fields.setdefault(name, None)
 
 
 def get_path(obj: Mapping[str, Any], dotted: str) -> Any:
@@ -152,33 +216,61 @@ def _reference_field(ctx: _Ctx) -> str | None:
 # ---------------------------------------------------------------- bytes and text
 
 
-def _read_bytes(p: Path) -> bytes:
+def _open(p: Path) -> IO[bytes]:
     if p.is_dir():
         raise DataError(str(p), None, "is a directory, not a dataset file", _FORMATS_HINT)
     try:
-        return p.read_bytes()
+        return p.open("rb")
     except FileNotFoundError:
         raise DataError(str(p), None, "file not found", "check the path") from None
     except OSError as exc:
         raise DataError(str(p), None, f"cannot read the file: {exc.strerror}") from None
 
 
-def _decode(data: bytes, path: str) -> str:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+def _hashed(lines: Iterable[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    for raw in lines:
+        update(raw)
+        yield raw
+
+
+def _decoded(path: str, lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line as text, its line break kept; a bad byte is a DataError at its own line.
+
+    Lines end at b"\\n" only, which never occurs inside a UTF-8 sequence, so decoding line
+    by line accepts and refuses exactly what decoding the whole file would."""
+    for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = _without_bom(path, raw)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                path,
+                number,
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out",
+            ) from None
+        yield text
+
+
+def _without_bom(path: str, raw: bytes) -> bytes:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataError(path, None, "the file is UTF-16", "re-encode it as UTF-8")
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(
-            path,
-            line,
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column})",
-            "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in > out",
-        ) from None
+    return raw.removeprefix(codecs.BOM_UTF8)
+
+
+def _up_to_content(path: str, lines: Iterator[str]) -> tuple[list[str], str]:
+    """The lines up to and including the first that is not blank, and its first character.
+
+    The caller puts these lines back in front of the rest, so line numbers stay true."""
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        content = line.lstrip()
+        if content:
+            return head, content[0]
+    problem = "the file is empty" if not any(head) else "the file has only blank lines"
+    raise DataError(path, None, problem, "add one record per line")
 
 
 # ---------------------------------------------------------------- rows with line numbers
@@ -186,25 +278,43 @@ def _decode(data: bytes, path: str) -> str:
 _FORMATS_HINT = "give a .jsonl, .json or .csv file"
 
 
-def _parse_rows(p: Path, text: str) -> tuple[list[tuple[int, Row]], int | None]:
-    """The records with their line numbers, and the line of the CSV header if there is one."""
-    if not text.strip():
-        problem = "the file is empty" if not text else "the file has only blank lines"
-        raise DataError(str(p), None, problem, "add one record per line")
-    suffix = p.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return _csv_rows(str(p), text, "\t" if suffix == ".tsv" else ",")
-    if suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and text.lstrip()[0] == "["):
-        return _json_rows(str(p), text), None
-    if suffix in (".jsonl", ".ndjson") or text.lstrip()[0] == "{":
-        return _jsonl_rows(str(p), text), None
-    raise DataError(str(p), None, f"unknown dataset format '{p.suffix}'", _FORMATS_HINT)
+class _RowReader:
+    """One pass over a dataset file: its records with their line numbers.
+
+    The bytes are hashed as they are read, so once :meth:`rows` is exhausted ``digest`` is the
+    sha256 of the whole file. A CSV's ``header_line`` is set before its first row comes out.
+    """
+
+    def __init__(self, p: Path) -> None:
+        self.path = p
+        self.digest = hashlib.sha256()
+        self.header_line: int | None = None
+
+    def rows(self) -> Iterator[tuple[int, Row]]:
+        path, suffix = str(self.path), self.path.suffix.lower()
+        with _open(self.path) as f:
+            lines = _decoded(path, _hashed(f, self.digest.update))
+            head, first_char = _up_to_content(path, lines)
+            text = chain(head, lines)
+            if suffix in (".csv", ".tsv"):
+                reader = csv.reader(_csv_lines(text), delimiter="\t" if suffix == ".tsv" else ",")
+                header, self.header_line = _csv_header(path, reader)
+                yield from _csv_rows(path, reader, header, self.header_line)
+            elif suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and first_char == "["):
+                # A JSON array has no row boundaries to stream on: it is parsed whole. It is
+                # the rare format for large datasets; JSONL and CSV stay one row at a time.
+                yield from _json_rows(path, "".join(text))
+            elif suffix in (".jsonl", ".ndjson") or first_char == "{":
+                yield from _jsonl_rows(path, text)
+            else:
+                problem = f"unknown dataset format '{self.path.suffix}'"
+                raise DataError(path, None, problem, _FORMATS_HINT)
 
 
-def _jsonl_rows(path: str, text: str) -> list[tuple[int, Row]]:
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line breaks.
-    rows = []
-    for line, raw in enumerate(text.split("\n"), start=1):
+def _jsonl_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Row]]:
+    # Lines end at "\n" only, not at every splitlines() break: JSON strings may hold U+2028.
+    for line, raw in enumerate(lines, start=1):
+        raw = raw.removesuffix("\n")
         if not raw.strip():
             continue
         try:
@@ -216,16 +326,15 @@ def _jsonl_rows(path: str, text: str) -> list[tuple[int, Row]]:
                 f"invalid JSON: {exc.msg} (column {exc.colno})",
                 "each line must be one complete JSON object",
             ) from None
-        rows.append((line, _as_object(path, line, value)))
-    return rows
+        yield line, _as_object(path, line, value)
 
 
-def _json_rows(path: str, text: str) -> list[tuple[int, Row]]:
+def _json_rows(path: str, text: str) -> Iterable[tuple[int, Row]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            return _jsonl_rows(path, text)  # a JSONL file named .json
+            return _jsonl_rows(path, text.split("\n"))  # a JSONL file named .json
         problem = f"invalid JSON: {exc.msg} (column {exc.colno})"
         raise DataError(path, exc.lineno, problem) from None
     if not isinstance(value, list):
@@ -269,18 +378,30 @@ def _as_object(path: str, line: int, value: Any) -> Row:
     return value
 
 
-def _csv_rows(path: str, text: str, delimiter: str) -> tuple[list[tuple[int, Row]], int]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header, header_line = _csv_header(path, reader)
-    rows: list[tuple[int, Row]] = []
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
+def _csv_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Lines as the csv module reads a file opened with newline="": a lone \\r ends one too."""
+    for line in lines:
+        if "\r" in line:
+            yield from (part for part in _LONE_CR.split(line) if part)
+        else:
+            yield line
+
+
+def _csv_rows(
+    path: str, reader: Any, header: list[str], header_line: int
+) -> Iterator[tuple[int, Row]]:
+    n_rows = 0
     start = reader.line_num + 1
     for values in _csv_records(path, reader):
         if values:
-            rows.append((start, _csv_record(path, start, header, header_line, values)))
+            n_rows += 1
+            yield start, _csv_record(path, start, header, header_line, values)
         start = reader.line_num + 1
-    if not rows:
+    if not n_rows:
         raise DataError(path, header_line, "no rows after the header", "add one row per sample")
-    return rows, header_line
 
 
 def _csv_records(path: str, reader: Any) -> Iterator[list[str]]:
@@ -337,9 +458,9 @@ def _detect_row_format(row: Row) -> str:
 
 
 def _make_context(
-    p: Path, rows: list[tuple[int, Row]], header_line: int | None, mapping: FieldMapping | None
+    p: Path, first_row: tuple[int, Row], header_line: int | None, mapping: FieldMapping | None
 ) -> _Ctx:
-    first_line, first = rows[0]
+    first_line, first = first_row
     is_csv = header_line is not None
     mapped = mapping is not None and bool(mapping.input_field or mapping.output_field)
     fmt = "flat" if mapped or is_csv else _detect_row_format(first)
@@ -633,28 +754,7 @@ def _metadata(ctx: _Ctx, line: int, row: Row) -> dict[str, Any]:
     return value
 
 
-def _check_unique_ids(ctx: _Ctx, samples: list[Sample]) -> None:
-    seen: dict[str, int] = {}
-    for sample in samples:
-        if sample.id in seen:
-            raise ctx.error(
-                sample.line,
-                f"duplicate id '{sample.id}' (first on line {seen[sample.id]})",
-                "every row needs a unique id",
-            )
-        seen[sample.id] = sample.line
-
-
 # ---------------------------------------------------------------- names for messages
-
-
-def _field_names(all_fields: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Every field path seen, nested objects as dotted paths, in first-seen order."""
-    names: dict[str, None] = {}
-    for fields in all_fields:
-        for name in _paths(fields, ""):
-            names.setdefault(name, None)
-    return list(names)
 
 
 def _paths(obj: Mapping[str, Any], prefix: str) -> Iterator[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,9 @@ class PromptTemplate(BaseModel):
 
     def check_slots(self, dataset: Dataset) -> None:
         """Fail before any model call if a slot has no field in some row, or leaks the answer."""
+        if not self.slots:
+            return  # a system prompt reads no fields: no need to read the rows
+        gaps = _slot_gaps(dataset, self.slots)
         for slot in self.slots:
             if slot == dataset.reference_field:
                 raise self._slot_error(
@@ -73,9 +77,8 @@ class PromptTemplate(BaseModel):
                     f"slot {{{{{slot}}}}} is the reference field of {dataset.path}",
                     "filling it would show the model the answer; remove the slot",
                 )
-            missing = [s for s in dataset.samples if get_path(s.fields, slot) is MISSING]
-            if missing:
-                problem = _missing_problem(slot, dataset, missing)
+            if slot in gaps:
+                problem = _missing_problem(slot, dataset, gaps[slot])
                 raise self._slot_error(slot, problem, _available(dataset.fields))
 
     def _slot_value(self, fields: Mapping[str, Any], name: str) -> str:
@@ -123,13 +126,30 @@ def _read_text(p: Path) -> str:
         ) from None
 
 
-def _missing_problem(slot: str, dataset: Dataset, missing: list[Sample]) -> str:
-    if len(missing) == len(dataset.samples):
+@dataclass
+class _Gap:
+    """The rows that lack a slot's field: the first one's line, and how many."""
+
+    first_line: int
+    count: int = 0
+
+
+def _slot_gaps(dataset: Dataset, slots: list[str]) -> dict[str, _Gap]:
+    """Every slot some row lacks, found in one pass over the rows."""
+    gaps: dict[str, _Gap] = {}
+    for sample in dataset.iter_samples():
+        for slot in slots:
+            if get_path(sample.fields, slot) is MISSING:
+                gaps.setdefault(slot, _Gap(sample.line)).count += 1
+    return gaps
+
+
+def _missing_problem(slot: str, dataset: Dataset, gap: _Gap) -> str:
+    if gap.count == len(dataset):
         return f"slot {{{{{slot}}}}} has no matching field in {dataset.path}"
-    first = missing[0]
     return (
-        f"slot {{{{{slot}}}}} has no matching field in {dataset.path} line {first.line} "
-        f"({len(missing)} of {len(dataset.samples)} rows lack it)"
+        f"slot {{{{{slot}}}}} has no matching field in {dataset.path} line {gap.first_line} "
+        f"({gap.count} of {len(dataset)} rows lack it)"
     )
 
 

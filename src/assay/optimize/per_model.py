@@ -16,10 +16,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assay.bench.compare import PairRow, compare_pairs, decide, primary_values
+from assay.bench.compare import ItemKey, PairRow, PrimaryValues, compare_pairs, decide
 from assay.bench.results import DatasetInfo, RunReport
 from assay.bench.runner import Services
-from assay.bench.summary import VariantSummary, summarise
+from assay.bench.summary import SUMMARY_DETAILS, VariantSummary, VariantTally
 from assay.data.prompts import PromptTemplate
 from assay.engine.engine import Budget
 from assay.optimize import loop
@@ -28,7 +28,6 @@ from assay.optimize.evaluate import variant_key
 from assay.optimize.records import OptimizeResult, Spend, SplitInfo
 from assay.records import ModelConfig
 from assay.scoring.stats import Aggregate, PairedComparison
-from assay.store.runstore import ResultRecord
 
 PER_MODEL_SCHEMA = "assay.per_model/v1"
 
@@ -129,12 +128,18 @@ async def optimize_per_model(
     return compare_on_test(services, prepared[0], results, names, output)
 
 
-def _test_rows(
-    services: Services, result: OptimizeResult, test_ids: set[str]
-) -> list[ResultRecord]:
+def _on_test(
+    services: Services, result: OptimizeResult, test_ids: set[str], label: str, seed: int
+) -> tuple[VariantSummary, dict[ItemKey, float | None]]:
+    """The best prompt's figures and primary values on the test rows, in one pass."""
     key = variant_key(PromptTemplate.from_text(result.best_prompt))
-    rows = services.store.results(result.run_id)
-    return [r for r in rows if r.variant == key and r.sample_id in test_ids]
+    tally, values = VariantTally(), PrimaryValues(result.metric)
+    rows = services.store.result_rows(result.run_id, variant=key, detail_keys=SUMMARY_DETAILS)
+    for row in rows:
+        if row.sample_id in test_ids:
+            tally.add(row)
+            values.add(row)
+    return tally.summary(label, result.model, result.metric, seed), values.of(key)
 
 
 def compare_on_test(
@@ -149,9 +154,8 @@ def compare_on_test(
     seed = prepared.config.seed
     summaries, values = [], {}
     for name, result in zip(names, results, strict=True):
-        rows = _test_rows(services, result, test_ids)
-        summaries.append(summarise(name, result.model, rows, result.metric, seed=seed))
-        values[name] = primary_values(rows, result.metric)
+        summary, values[name] = _on_test(services, result, test_ids, name, seed)
+        summaries.append(summary)
     decision = decide(summaries, compare_pairs(values, seed=seed))
     first = results[0]
     return PerModelReport(

@@ -21,6 +21,7 @@ _HOMES = {
     "Aggregate": "stats",
     "PairedComparison": "stats",
     "aggregate": "stats",
+    "aggregate_values": "stats",
     "paired_compare": "stats",
     "pareto_front": "stats",
     "percentile": "stats",

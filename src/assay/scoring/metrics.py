@@ -15,7 +15,8 @@ import numbers
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,11 +218,18 @@ def confusion_matrix(pairs: Sequence[tuple[str, str | None]]) -> dict[str, dict[
     Rows and columns cover every label seen on either side, sorted, zeros included. A missing
     prediction (None) is counted in the ``NO_LABEL`` column, present only when it occurs.
     """
-    seen = sorted({ref for ref, _ in pairs} | {pred for _, pred in pairs if pred is not None})
-    columns = [*seen, NO_LABEL] if any(pred is None for _, pred in pairs) else seen
+    return confusion_matrix_of_counts(Counter(pairs))
+
+
+def confusion_matrix_of_counts(
+    counts: Mapping[tuple[str, str | None], int],
+) -> dict[str, dict[str, int]]:
+    """``confusion_matrix`` from how often each (reference, predicted) pair occurred."""
+    seen = sorted({ref for ref, _ in counts} | {pred for _, pred in counts if pred is not None})
+    columns = [*seen, NO_LABEL] if any(pred is None for _, pred in counts) else seen
     matrix = {ref: dict.fromkeys(columns, 0) for ref in seen}
-    for ref, pred in pairs:
-        matrix[ref][NO_LABEL if pred is None else pred] += 1
+    for (ref, pred), n in counts.items():
+        matrix[ref][NO_LABEL if pred is None else pred] += n
     return matrix
 
 
@@ -636,13 +644,16 @@ def build_metric(spec: str, labels: Iterable[str] | None = None) -> Metric:
     raise _unknown(spec)
 
 
-def build_metrics(specs: Sequence[str], samples: Sequence[Sample]) -> list[Metric]:
+def build_metrics(specs: Sequence[str], samples: Iterable[Sample]) -> list[Metric]:
     """Build every metric in ``specs``, giving ``label`` the dataset's distinct references.
 
-    Pass all samples (not one split) so every split sees the same label set.
+    Pass all samples (not one split) so every split sees the same label set. ``samples`` is
+    read only when a bare ``label`` needs it, and only the distinct references are kept, so a
+    generator over a large dataset costs one pass and no more memory than its labels.
     """
-    references = [s.reference for s in samples if s.reference is not None]
-    labels = list(dict.fromkeys(references))
+    labels = None
+    if any(spec.strip() == "label" for spec in specs):
+        labels = list(dict.fromkeys(s.reference for s in samples if s.reference is not None))
     return [build_metric(spec, labels=labels) for spec in specs]
 
 

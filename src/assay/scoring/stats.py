@@ -88,6 +88,21 @@ def aggregate(
     values = [s.value for s in scores if s.is_scored and s.value is not None]
     n_errors = sum(1 for s in scores if s.status == "error")
     n_unscored = len(scores) - len(values) - n_errors
+    return aggregate_values(values, n_unscored, n_errors, seed, resamples, confidence)
+
+
+def aggregate_values(
+    values: Sequence[float],
+    n_unscored: int,
+    n_errors: int,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+) -> Aggregate:
+    """``aggregate`` from the scored values (in item order) and the counts of the others.
+
+    For callers that fold scores into numbers as they stream and keep no Score objects.
+    """
     arr = np.asarray(values, dtype=np.float64)
     ci = bootstrap_ci(values, confidence, resamples, seed)
     return Aggregate(

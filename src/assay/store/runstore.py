@@ -11,9 +11,12 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, groupby, islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -23,8 +26,11 @@ from assay.records import Completion, Request, Sample
 from assay.scoring.score import Score
 from assay.store.migrations import migrate
 
+_T = TypeVar("_T")
+
 STORE_ENV = "ASSAY_STORE"
 DEFAULT_STORE_DIR = ".assay"
+_SAMPLES_BATCH = 1_000  # rows per insert: a streamed dataset is never held whole
 
 
 def store_dir(explicit: str | Path | None = None) -> Path:
@@ -59,6 +65,57 @@ class ResultRecord(BaseModel):
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.variant, self.sample_id, self.repeat)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRow:
+    """The numbers of a completion that analysis reads; no text."""
+
+    cost_usd: float | None
+    cached: bool
+    latency_s: float
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """A score as analysis reads it: no reason, and only the details that were asked for."""
+
+    value: float | None
+    status: str
+    details: dict[str, Any]
+
+    @property
+    def is_scored(self) -> bool:
+        return self.status == "scored"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """A result for analysis: built without validation, dropped once folded into figures."""
+
+    variant: str
+    sample_id: str
+    repeat: int
+    error_kind: str | None
+    completion: CompletionRow | None
+    scores: dict[str, ScoreRow]
+
+
+# Rows fetched per hold of the store's lock while streaming results.
+_ROWS_BATCH = 500
+
+# One row per (result, metric); a result without scores comes once, with a NULL metric.
+_RESULT_ROWS_SQL = """
+    SELECT r.variant, r.sample_id, r.repeat, r.error_kind, r.completion,
+           s.metric, s.value, s.status, s.details
+    FROM results AS r LEFT JOIN scores AS s
+      ON s.run_id = r.run_id AND s.variant = r.variant
+     AND s.sample_id = r.sample_id AND s.repeat = r.repeat
+    WHERE r.run_id = ?{variant}
+    ORDER BY r.variant, r.sample_id, r.repeat, s.metric
+"""
 
 
 def new_run_id() -> str:
@@ -141,13 +198,18 @@ class RunStore:
         return row[0] if row else None
 
     def save_samples(
-        self, run_id: str, samples: Sequence[Sample], split_of: dict[str, str] | None = None
+        self, run_id: str, samples: Iterable[Sample], split_of: dict[str, str] | None = None
     ) -> None:
-        """The rows a run used (inputs and references), so reports need not the data file."""
+        """The rows a run used (inputs and references), so reports need not the data file.
+
+        ``samples`` may be a generator: rows go in in batches, so none holds every row, and
+        in one transaction, so a run has all of its samples or none.
+        """
         split_of = split_of or {}
-        rows = [(run_id, s.id, split_of.get(s.id), s.model_dump_json()) for s in samples]
+        rows = ((run_id, s.id, split_of.get(s.id), s.model_dump_json()) for s in samples)
         with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", rows)
+            while batch := list(islice(rows, _SAMPLES_BATCH)):
+                self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", batch)
 
     def samples(self, run_id: str) -> dict[str, Sample]:
         with self._lock:
@@ -184,6 +246,36 @@ class RunStore:
                 value=r[5], status=r[6], reason=r[7], details=json.loads(r[8])
             )
         return [_result_record(r, scores.get((r[1], r[2], r[3]), {})) for r in rows]
+
+    def result_rows(
+        self, run_id: str, variant: str | None = None, detail_keys: Collection[str] = ()
+    ) -> Iterator[ResultRow]:
+        """A run's results in (variant, sample, repeat) order, streamed from a cursor.
+
+        For analysis of runs of any size: memory stays flat because rows come in batches and
+        each is built from the stored JSON alone (no pydantic). Score details are cut down to
+        ``detail_keys``. The lock is held per batch, so the caller may use the store between
+        rows. ``results()`` is the one that gives full records.
+        """
+        sql = _RESULT_ROWS_SQL.format(variant="" if variant is None else " AND r.variant = ?")
+        params = (run_id,) if variant is None else (run_id, variant)
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+        try:
+            joined = chain.from_iterable(self._batches(cursor))
+            yield from _result_rows(joined, frozenset(detail_keys))
+        finally:
+            # Not under the lock: an abandoned generator may be closed by the garbage collector
+            # while this thread holds it. SQLite's serialized mode keeps the close safe.
+            cursor.close()
+
+    def _batches(self, cursor: sqlite3.Cursor) -> Iterator[list[Any]]:
+        while True:
+            with self._lock:
+                batch = cursor.fetchmany(_ROWS_BATCH)
+            if not batch:
+                return
+            yield batch
 
     def completed_keys(self, run_id: str) -> set[tuple[str, str, int]]:
         with self._lock:
@@ -262,6 +354,38 @@ def _score_row(r: ResultRecord, metric: str, s: Score) -> tuple[Any, ...]:
         s.reason,
         json.dumps(s.details, default=str),
     )
+
+
+def _result_rows(joined: Iterable[tuple[Any, ...]], keep: frozenset[str]) -> Iterator[ResultRow]:
+    """Merge the join's consecutive rows of one result (one per metric) into one ResultRow."""
+    for (variant, sample_id, repeat), group in groupby(joined, key=itemgetter(0, 1, 2)):
+        rows = list(group)
+        scores = {r[5]: _score_of(r, keep) for r in rows if r[5] is not None}
+        completion = _completion_of(rows[0][4])
+        yield ResultRow(variant, sample_id, repeat, rows[0][3], completion, scores)
+
+
+def _completion_of(blob: str | None) -> CompletionRow | None:
+    """The fields analysis needs, with ``Completion``'s defaults and number types."""
+    if not blob:
+        return None
+    data = json.loads(blob)
+    return CompletionRow(
+        cost_usd=_optional(float, data.get("cost_usd")),
+        cached=bool(data.get("cached", False)),
+        latency_s=float(data.get("latency_s", 0.0)),
+        input_tokens=_optional(int, data.get("input_tokens")),
+        output_tokens=_optional(int, data.get("output_tokens")),
+    )
+
+
+def _optional(kind: Callable[[Any], _T], value: Any) -> _T | None:
+    return None if value is None else kind(value)
+
+
+def _score_of(row: tuple[Any, ...], keep: frozenset[str]) -> ScoreRow:
+    details = {k: v for k, v in json.loads(row[8]).items() if k in keep} if keep else {}
+    return ScoreRow(value=row[6], status=row[7], details=details)
 
 
 def _result_record(row: tuple[Any, ...], scores: dict[str, Score]) -> ResultRecord:
