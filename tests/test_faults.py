@@ -183,6 +183,8 @@ TRANSIENT: dict[str, tuple[Action, int]] = {
     "non-JSON body": (raw(200, "<html>502 Bad Gateway</html>"), 1),
     "HTML content type": (raw(200, "<html>oops</html>", {"Content-Type": "text/html"}), 1),
     "no choices": (no_choices(), 1),
+    "choices not a list": (raw(200, '{"choices": {"0": {"message": {}}}}'), 1),
+    "content not text": (raw(200, '{"choices": [{"message": {"content": 7}}]}'), 1),
     "read timeout (hung server)": (hang(3), 1),  # --timeout 1
     # Chunks every 0.4 s: no single read times out, the call as a whole must.
     "trickling stream": (stream("positive " * 8, chunk_delay=0.4), 1),
