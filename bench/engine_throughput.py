@@ -67,18 +67,7 @@ CLIENTS = (
 """The default clients, cheapest first (``engine-noio`` makes no HTTP requests)."""
 EXTRA_CLIENTS = ("httpx", "provider-wait_for", "provider-timeout")
 """Measured only when asked for with ``--clients``."""
-HTTP_CLIENTS = frozenset(
-    {
-        "socket",
-        "httpx2",
-        "sdk-semaphore",
-        "sdk",
-        "sdk-aiohttp",
-        "provider",
-        "engine",
-        *EXTRA_CLIENTS,
-    }
-)
+HTTP_CLIENTS = frozenset(CLIENTS + EXTRA_CLIENTS) - {"engine-noio"}
 PROMPT = "Classify the sentiment of this review as positive or negative: a warm, funny film."
 MODEL = "m"
 MAX_TOKENS = 256
