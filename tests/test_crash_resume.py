@@ -236,6 +236,32 @@ def test_resume_keeps_the_runs_concurrency_and_budget(tmp_path: Path) -> None:
     assert served < 20
 
 
+def test_resume_charges_the_interrupted_sessions_spend_to_the_budget(tmp_path: Path) -> None:
+    """--max-cost is for the whole run: a resumed session gets only what is left of it."""
+    data = small_dataset(tmp_path / "d.jsonl", 40)
+    prices = write_prices(tmp_path / "prices.json", {"acc90": (2.0, 8.0)})
+    per_call = (40 * 2.0 + 2 * 8.0) / 1e6  # every reply reports 40 tokens in, 2 out
+    budget = 20 * per_call
+    zoo = LabelZoo(tokens=(40, 2))
+    killer = Killer(zoo)
+    args = ["run", str(data), PROMPT, "-m", "compat/acc90", "--metric", "label", "--json"]
+    args += ["--concurrency", "1", "--max-tokens", "2", "--max-cost", f"{budget:.8f}"]
+    args += ["--prices", str(prices)]
+    with ScriptedServer(killer) as srv:
+        start_and_kill(killer, [*args, "--base-url", srv.base_url], 10)
+        store = RunStore.open(os.environ["ASSAY_STORE"])
+        run_id = only_run(store)
+        before = len(store.results(run_id))
+        resumed = assay("run", "--resume", run_id, "--json", "--prices", str(prices))
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["status"] == "stopped" and "budget" in report["stopped_reason"].lower()
+    results = store.results(run_id)
+    paid = sum(r.completion.cost_usd or 0.0 for r in results if r.completion)
+    assert before >= 5 and len(results) > before  # both sessions did work
+    assert paid <= budget + 1e-12  # the two sessions together stayed within --max-cost
+
+
 # --------------------------------------------------------------------------- assay optimize
 
 

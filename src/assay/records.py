@@ -87,6 +87,15 @@ class Completion(BaseModel):
         return self.input_tokens is not None and self.output_tokens is not None
 
 
+class Spent(BaseModel):
+    """What a run's calls have used so far: calls sent (retries included) and dollars."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls: int = 0
+    cost_usd: float = 0.0
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 

@@ -63,7 +63,7 @@ async def _worker(items: Iterator[WorkItem], ctx: RunContext, outcome: Execution
         except AuthError as exc:
             outcome.stopped_reason, outcome.fatal = str(exc), exc
             return
-        ctx.store.save_result(result)
+        ctx.store.save_result(result, ctx.engine.ledger.snapshot())
         outcome.completed += 1
         ctx.progress.on_result(result)
 

@@ -98,7 +98,13 @@ async def execute_run(
 ) -> RunReport:
     """Execute what is not yet done, then analyse everything the store holds for the run."""
     done = services.store.completed_keys(run_id)
-    async with Engine(plan.config.engine, prices=services.prices, cache=services.cache) as engine:
+    engine = Engine(
+        plan.config.engine,
+        prices=services.prices,
+        cache=services.cache,
+        spent_before=services.store.spent(run_id),  # the budget is for the whole run
+    )
+    async with engine:
         scorer = build_scorer(plan, engine)
         ctx = RunContext(run_id, services.store, engine, scorer, progress or NoProgress())
         outcome = await execute(plan, ctx, done)

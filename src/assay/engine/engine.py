@@ -22,7 +22,7 @@ from assay.engine.retry import RetryPolicy
 from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
 from assay.providers import make_provider
 from assay.providers.base import Provider
-from assay.records import Completion, ModelConfig, Request, canonical_json
+from assay.records import Completion, ModelConfig, Request, Spent, canonical_json
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -49,12 +49,17 @@ class EngineConfig(BaseModel):
 class _BudgetLedger:
     """Spent plus reserved must stay within the budget; reservations settle on completion."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, before: Spent) -> None:
         self.budget = budget
         self._lock = threading.Lock()
-        self.spent_usd = 0.0
+        self.spent_usd = before.cost_usd
         self.reserved_usd = 0.0
-        self.calls = 0
+        self.calls = before.calls
+
+    def snapshot(self) -> Spent:
+        """Calls reserved so far (in flight included) and dollars settled."""
+        with self._lock:
+            return Spent(calls=self.calls, cost_usd=self.spent_usd)
 
     def reserve(self, estimate_usd: float) -> None:
         with self._lock:
@@ -85,12 +90,14 @@ class Engine:
         cache: ResponseCache | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        spent_before: Spent | None = None,
     ) -> None:
+        """``spent_before``: what earlier sessions of the same run used, charged to the budget."""
         self.config = config or EngineConfig()
         self.prices = prices or PriceTable.bundled()
         self.cache = cache if self.config.use_cache else None
         self.accounting = Accounting()
-        self.ledger = _BudgetLedger(self.config.budget)
+        self.ledger = _BudgetLedger(self.config.budget, spent_before or Spent())
         self._rng = rng or random.Random(0)
         self._sleep = sleep
         self._global = asyncio.Semaphore(self.config.concurrency)

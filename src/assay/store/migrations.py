@@ -76,6 +76,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_run_spend",
+        """
+        CREATE TABLE run_spend (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            calls INTEGER NOT NULL,
+            cost_usd REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from assay import __version__
 from assay.errors import UserInputError
-from assay.records import Completion, Request, Sample
+from assay.records import Completion, Request, Sample, Spent
 from assay.scoring.score import Score
 from assay.store.migrations import migrate
 
@@ -219,8 +219,8 @@ class RunStore:
         loaded = (Sample.model_validate_json(r[0]) for r in rows)
         return {s.id: s for s in loaded}
 
-    def save_result(self, result: ResultRecord) -> None:
-        """The completion and its scores land in one transaction: both or neither."""
+    def save_result(self, result: ResultRecord, spent: Spent | None = None) -> None:
+        """The completion, its scores and the run's spend so far land in one transaction."""
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -230,6 +230,19 @@ class RunStore:
                 "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_score_row(result, name, s) for name, s in result.scores.items()],
             )
+            if spent is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO run_spend VALUES (?, ?, ?)",
+                    (result.run_id, spent.calls, spent.cost_usd),
+                )
+
+    def spent(self, run_id: str) -> Spent:
+        """What the run's earlier sessions used, as of their last saved result."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT calls, cost_usd FROM run_spend WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return Spent(calls=row[0], cost_usd=row[1]) if row else Spent()
 
     def results(self, run_id: str) -> list[ResultRecord]:
         with self._lock:
