@@ -252,11 +252,14 @@ def test_resume_charges_the_interrupted_sessions_spend_to_the_budget(tmp_path: P
         store = RunStore.open(os.environ["ASSAY_STORE"])
         run_id = only_run(store)
         before = len(store.results(run_id))
-        resumed = assay("run", "--resume", run_id, "--json", "--prices", str(prices))
+        # No --prices: the run was stored with the prices it started with.
+        resumed = assay("run", "--resume", run_id, "--json")
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
     assert report["status"] == "stopped" and "budget" in report["stopped_reason"].lower()
     results = store.results(run_id)
+    costs = [r.completion.cost_usd for r in results if r.completion]
+    assert costs == pytest.approx([per_call] * len(costs))  # priced as when the run started
     paid = sum(r.completion.cost_usd or 0.0 for r in results if r.completion)
     assert before >= 5 and len(results) > before  # both sessions did work
     assert paid <= budget + 1e-12  # the two sessions together stayed within --max-cost

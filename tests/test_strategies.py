@@ -130,7 +130,7 @@ async def optimize(
     )
     prepared = loop.prepare(config)
     svc = services()
-    return await loop.optimize(prepared, svc, loop.start(prepared, svc.store))
+    return await loop.optimize(prepared, svc, loop.start(prepared, svc))
 
 
 def strategy_config(
@@ -603,7 +603,7 @@ async def test_the_preflight_estimate_bounds_the_calls_each_strategy_makes(
         prepared = loop.prepare(config)
         rows = {r.label.split()[0]: r.calls for r in estimate(prepared, PriceTable.bundled())}
         svc = services()
-        result = await loop.optimize(prepared, svc, loop.start(prepared, svc.store))
+        result = await loop.optimize(prepared, svc, loop.start(prepared, svc))
         served = Counter(r.body.get("model") for r in srv.requests)
     assert len(result.trajectory) == 5  # every step ran: the bound is tested at full length
     assert 0 < served["task"] <= rows["task"]

@@ -63,7 +63,7 @@ def optimize(
     prepared = loop.prepare(config)
     if resume:
         loop.check_resumable(prepared, svc.store, resume)
-    run_id = resume or loop.start(prepared, svc.store)
+    run_id = resume or loop.start(prepared, svc)
     return asyncio.run(loop.optimize(prepared, svc, run_id, output=output))
 
 

@@ -62,7 +62,7 @@ def start_run(plan: RunPlan, services: Services) -> str:
     for variant in plan.variants:
         services.store.save_text("prompt", variant.prompt.text, variant.prompt.hash)
     record: dict[str, Any] = {
-        "run": config.model_dump(mode="json"),
+        "run": config.priced(services.prices).model_dump(mode="json"),
         "dataset_sha256": plan.dataset.content_hash,
         "dataset_has_reference": plan.dataset.has_reference,
         "n_samples": plan.n_samples,

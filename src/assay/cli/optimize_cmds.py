@@ -237,7 +237,7 @@ def _optimize(
     prepared = loop.prepare(cfg)
     if resume:
         loop.check_resumable(prepared, services.store, resume)
-    run_id = resume or loop.start(prepared, services.store)
+    run_id = resume or loop.start(prepared, services)
     if not as_json:
         render.preflight(prepared, services.prices, run_id)
     try:

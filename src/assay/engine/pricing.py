@@ -107,6 +107,17 @@ def cost_usd(
     return total / 1_000_000
 
 
+def pin_price(model: ModelConfig, table: PriceTable) -> ModelConfig:
+    """The model with the price it is charged at now written into it, so that a run stored
+    with it is charged the same on resume, whatever price table the resume is given."""
+    price = table.lookup(model)
+    return (
+        model
+        if price is None or model.price is not None
+        else model.model_copy(update={"price": price})
+    )
+
+
 def load_price_table(override: str | Path | None = None) -> PriceTable:
     """The bundled table, with a user's ``--prices FILE`` on top when given."""
     table = PriceTable.bundled()

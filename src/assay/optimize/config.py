@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from assay.bench.config import ScoringConfig
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import Budget, EngineConfig
+from assay.engine.pricing import PriceTable, pin_price
 from assay.records import GenerationParams, ModelConfig
 
 
@@ -69,6 +70,12 @@ class OptimizeConfig(BaseModel):
     @property
     def reasoner(self) -> ModelConfig:
         return self.reasoning_model or self.model
+
+    def priced(self, table: PriceTable) -> OptimizeConfig:
+        """Every model with its current price pinned: what the run store keeps."""
+        reasoner = self.reasoning_model and pin_price(self.reasoning_model, table)
+        update = {"model": pin_price(self.model, table), "reasoning_model": reasoner}
+        return self.model_copy(update={**update, "scoring": self.scoring.priced(table)})
 
     @property
     def budget(self) -> Budget:

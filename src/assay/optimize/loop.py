@@ -76,10 +76,11 @@ def prepare(config: OptimizeConfig) -> Prepared:
     return Prepared(config, dataset, prompt, split_samples(dataset.samples, config.split))
 
 
-def start(prepared: Prepared, store: RunStore) -> str:
+def start(prepared: Prepared, services: Services) -> str:
+    store = services.store
     store.save_text("prompt", prepared.prompt.text, prepared.prompt.hash)
     record = {
-        "optimize": prepared.config.model_dump(mode="json"),
+        "optimize": prepared.config.priced(services.prices).model_dump(mode="json"),
         "dataset_sha256": prepared.dataset.content_hash,
         "split": prepared.split.ids(),
         "primary_metric": primary_metric(prepared.config),

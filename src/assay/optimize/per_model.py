@@ -120,7 +120,7 @@ async def optimize_per_model(
     names = labels(configs)
     results = []
     for name, prep in zip(names, prepared, strict=True):
-        run_id = loop.start(prep, services.store)
+        run_id = loop.start(prep, services)
         reporter = reporter_for(name) if reporter_for else None
         results.append(
             await loop.optimize(prep, services, run_id, reporter, output_path(output, name))
