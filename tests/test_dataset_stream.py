@@ -116,6 +116,20 @@ def test_a_file_changed_after_loading_is_refused(tmp_path: Path) -> None:
         list(ds.iter_samples())
 
 
+def test_a_limit_as_large_as_the_file_still_checks_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.jsonl", jsonl({"text": "a"}, {"text": "b"}))
+    ds = load_dataset(path)
+    path.write_text(jsonl({"text": "a"}, {"text": "B"}), encoding="utf-8")
+    with pytest.raises(DataError, match="the file changed since it was loaded"):
+        list(ds.iter_samples(limit=2))
+
+
+def test_duplicate_ids_on_one_line_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.json", '[{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]')
+    with pytest.raises(DataError, match="duplicate id 'a' \\(first on line 1\\)"):
+        load_dataset(path)
+
+
 def test_csv_with_lone_carriage_returns_counts_lines_as_csv_does(tmp_path: Path) -> None:
     ds = load_dataset(write(tmp_path, "d.csv", 'text,label\r"a\rb",x\rc,y\r'))
     assert [(s.line, s.messages[0].content, s.reference) for s in ds.samples] == [

@@ -185,6 +185,7 @@ TRANSIENT: dict[str, tuple[Action, int]] = {
     "no choices": (no_choices(), 1),
     "choices not a list": (raw(200, '{"choices": {"0": {"message": {}}}}'), 1),
     "content not text": (raw(200, '{"choices": [{"message": {"content": 7}}]}'), 1),
+    "header too large to parse": (raw(200, "{}", {"X-Padding": "x" * 9000}), 1),
     "read timeout (hung server)": (hang(3), 1),  # --timeout 1
     # Chunks every 0.4 s: no single read times out, the call as a whole must.
     "trickling stream": (stream("positive " * 8, chunk_delay=0.4), 1),

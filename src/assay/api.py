@@ -43,10 +43,14 @@ def run(
 ) -> RunReport:
     """``assay run``: benchmark the configured models; returns the ``assay.run/v1`` report."""
     svc = services(store, prices, config.engine.use_cache)
-    plan = runner.prepare(config)
-    if resume:
+    if resume is None:
+        plan = runner.prepare(config)
+        run_id = runner.start_run(plan, svc)
+    else:  # the stored run (its prices pinned), with the caller's engine and budget
+        stored = runner.resume_config(svc.store, resume)
+        plan = runner.prepare(stored.model_copy(update={"engine": config.engine}))
         runner.check_resumable(plan, svc.store, resume)
-    run_id = resume or runner.start_run(plan, svc)
+        run_id = resume
     return asyncio.run(runner.execute_run(plan, svc, run_id))
 
 
@@ -60,10 +64,14 @@ def optimize(
 ) -> OptimizeResult:
     """``assay optimize``: returns the ``assay.optimize/v1`` result; writes ``output``."""
     svc = services(store, prices, config.engine.use_cache)
-    prepared = loop.prepare(config)
-    if resume:
+    if resume is None:
+        prepared = loop.prepare(config)
+        run_id = loop.start(prepared, svc)
+    else:  # the stored run (its prices pinned), with the caller's engine and budget
+        stored = loop.resume_config(svc.store, resume)
+        prepared = loop.prepare(stored.model_copy(update={"engine": config.engine}))
         loop.check_resumable(prepared, svc.store, resume)
-    run_id = resume or loop.start(prepared, svc)
+        run_id = resume
     return asyncio.run(loop.optimize(prepared, svc, run_id, output=output))
 
 

@@ -107,7 +107,10 @@ async def execute_run(
     async with engine:
         scorer = build_scorer(plan, engine)
         ctx = RunContext(run_id, services.store, engine, scorer, progress or NoProgress())
-        outcome = await execute(plan, ctx, done)
+        try:
+            outcome = await execute(plan, ctx, done)
+        finally:  # calls paid for items that were never saved count too
+            services.store.save_spent(run_id, engine.ledger.snapshot())
     status = "complete" if outcome.stopped_reason is None else "stopped"
     if outcome.fatal is not None:
         status = "failed"

@@ -73,7 +73,9 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
     console.print(Text.assemble((choice + ".", "bold"), f" {rest}" if rest else ""))
     if report.stopped_reason:
         # --max-cost covers the whole run, resumes included: continuing needs a higher one
-        raise_budget = " --max-cost HIGHER" if "budget" in report.stopped_reason.lower() else ""
+        raise_budget = (
+            " --max-cost HIGHER" if "cost budget" in report.stopped_reason.lower() else ""
+        )
         console.print(
             f"[yellow]Stopped early[/yellow]: {report.stopped_reason}. "
             f"Continue with: assay run --resume {report.run_id}{raise_budget}"

@@ -26,7 +26,8 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
@@ -103,10 +104,11 @@ class Dataset:
     def iter_samples(self, limit: int | None = None) -> Iterator[Sample]:
         """The rows in file order, at most ``limit``; each call reads the file afresh."""
         reader = _RowReader(Path(self.path))
-        for n, (line, row) in enumerate(reader.rows(), start=1):
-            yield _read_row(self._ctx, line, row)
-            if limit and n >= limit:
-                return
+        with closing(reader.rows()) as rows:
+            for n, (line, row) in enumerate(rows, start=1):
+                if limit and n > limit:  # a limit as large as the file still checks the hash
+                    return
+                yield _read_row(self._ctx, line, row)
         # A full pass has hashed every byte: rows read now must be the rows validated.
         if reader.digest.hexdigest() != self.content_hash:
             raise DataError(
@@ -149,14 +151,14 @@ def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Datas
     DataError. Only counts, field names and ids are kept, not the rows."""
     p = Path(path)
     reader = _RowReader(p)
-    rows = reader.rows()
-    first = next(rows, None)
-    if first is None:  # each format raises its own error first; this keeps the type exact
-        raise DataError(str(p), None, "no records", _FORMATS_HINT)
-    ctx = _make_context(p, first, reader.header_line, mapping)
-    tally = _Tally()
-    for line, row in chain([first], rows):
-        tally.add(ctx, _read_row(ctx, line, row))
+    with closing(reader.rows()) as rows:  # the file closes on the first bad row too
+        first = next(rows, None)
+        if first is None:  # each format raises its own error first; this keeps the type exact
+            raise DataError(str(p), None, "no records", _FORMATS_HINT)
+        ctx = _make_context(p, first, reader.header_line, mapping)
+        tally = _Tally()
+        for line, row in chain([first], rows):
+            tally.add(ctx, _read_row(ctx, line, row))
     return Dataset(
         path=str(p),
         format=ctx.format,
@@ -182,13 +184,14 @@ class _Tally:
     id_lines: dict[str, int] = field(default_factory=dict)
 
     def add(self, ctx: _Ctx, sample: Sample) -> None:
-        first = self.id_lines.setdefault(sample.id, sample.line)
-        if first != sample.line:
+        first = self.id_lines.get(sample.id)
+        if first is not None:  # a JSON array on one line puts several rows on the same line
             raise ctx.error(
                 sample.line,
                 f"duplicate id '{sample.id}' (first on line {first})",
                 "every row needs a unique id",
             )
+        self.id_lines[sample.id] = sample.line
         self.n_rows += 1
         self.n_with_reference += sample.reference is not None
         for name in _paths(sample.fields, ""):
@@ -290,7 +293,7 @@ class _RowReader:
         self.digest = hashlib.sha256()
         self.header_line: int | None = None
 
-    def rows(self) -> Iterator[tuple[int, Row]]:
+    def rows(self) -> Generator[tuple[int, Row], None, None]:
         path, suffix = str(self.path), self.path.suffix.lower()
         with _open(self.path) as f:
             lines = _decoded(path, _hashed(f, self.digest.update))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,11 +37,13 @@ def step_task_calls(strategy: str, batch: int) -> int:
 
 
 def reasoning_calls(strategy: str, iterations: int) -> int:
-    """One rewrite per step; ``auto`` also asks which strategy each phase runs."""
+    """One rewrite per step; ``auto`` also asks which strategy each phase runs, and a phase
+    can end after its share of steps or after ``PHASE_PATIENCE`` rejections in a row."""
     if strategy == "auto":
-        from assay.optimize.strategies.auto import PLANNED_PHASES
+        from assay.optimize.strategies.auto import PHASE_PATIENCE, phase_share
 
-        return iterations + min(PLANNED_PHASES, iterations)
+        shortest_phase = min(phase_share(iterations), PHASE_PATIENCE)
+        return iterations + math.ceil(iterations / max(1, shortest_phase))
     return iterations
 
 

@@ -70,6 +70,8 @@ class OpenAICompatProvider:
             raise map_openai_error(exc, self.model) from exc
         except ValueError as exc:  # a 200 whose body is not JSON (JSONDecodeError)
             raise self._unreadable(exc) from exc
+        except _aiohttp_error() as exc:  # e.g. a bad status line: the SDK does not wrap it
+            raise self._unreadable(exc) from exc
         return _completion(payload, time.perf_counter() - started, self.model.model)
 
     def _unreadable(self, problem: object) -> ProviderError:
@@ -101,6 +103,12 @@ def _limits(max_connections: int) -> Any:
     import httpx2
 
     return httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+
+def _aiohttp_error() -> type[Exception]:
+    import aiohttp
+
+    return aiohttp.ClientError
 
 
 def _http_response() -> Any:

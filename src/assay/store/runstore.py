@@ -231,10 +231,18 @@ class RunStore:
                 [_score_row(result, name, s) for name, s in result.scores.items()],
             )
             if spent is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO run_spend VALUES (?, ?, ?)",
-                    (result.run_id, spent.calls, spent.cost_usd),
-                )
+                self._save_spent(result.run_id, spent)
+
+    def save_spent(self, run_id: str, spent: Spent) -> None:
+        """What the run has used, for calls whose result was not saved (a budget stop)."""
+        with self._lock, self._db:
+            self._save_spent(run_id, spent)
+
+    def _save_spent(self, run_id: str, spent: Spent) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO run_spend VALUES (?, ?, ?)",
+            (run_id, spent.calls, spent.cost_usd),
+        )
 
     def spent(self, run_id: str) -> Spent:
         """What the run's earlier sessions used, as of their last saved result."""
