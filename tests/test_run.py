@@ -247,3 +247,28 @@ def test_demo_slice_on_the_embedded_model(tmp_path: Path) -> None:
         # Self-hosting estimate: mean latency over 4 parallel slots, at $2 an hour.
         expected = variant["latency_mean_ms"] / 1000 / 4 * 1000 / 3600 * 2.0
         assert variant["self_hosting_cost_per_1k_usd"] == pytest.approx(expected)
+
+
+def test_a_data_file_changed_mid_run_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    """Rows are re-read from the file: an edit during the run ends it as failed, not as a
+    crash and not silently with rows the run did not validate."""
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": f"review {i} " + "x" * 200, "label": "positive"} for i in range(400)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    edited = False
+    zoo = LabelZoo()
+
+    def handler(request: object) -> object:
+        nonlocal edited
+        if not edited:  # the run is past its checks and reading the rows for calls
+            edited = True
+            data.write_text(data.read_text(encoding="utf-8").replace("review 399", "edited"))
+        return zoo(request)  # type: ignore[arg-type]
+
+    with ScriptedServer(handler) as srv:  # type: ignore[arg-type]
+        args = ["run", str(data), str(demo_path("sentiment_prompt.md")), "-m", "compat/acc90"]
+        proc = assay(*args, "--base-url", srv.base_url, "--metric", "label", "--concurrency", "1")
+    assert proc.returncode == 1
+    assert "changed since it was loaded" in proc.stderr and "Traceback" not in proc.stderr
+    (run,) = RunStore.open(os.environ["ASSAY_STORE"]).list_runs()
+    assert run.status == "failed"

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from assay.bench.plan import RunPlan, WorkItem
 from assay.engine.engine import Engine
-from assay.errors import AuthError, BudgetExceeded, ProviderError
+from assay.errors import AssayError, AuthError, BudgetExceeded, DataError, ProviderError
 from assay.scoring.score import Score
 from assay.scoring.scorer import ResponseScorer
 from assay.store.runstore import ResultRecord, RunStore
@@ -37,7 +37,7 @@ class RunContext:
 class ExecutionOutcome:
     completed: int = 0
     stopped_reason: str | None = None
-    fatal: ProviderError | None = None
+    fatal: AssayError | None = None  # ends the run as failed: a 401, or the data file changed
 
 
 async def execute(
@@ -52,6 +52,13 @@ async def execute(
 
 
 async def _worker(items: Iterator[WorkItem], ctx: RunContext, outcome: ExecutionOutcome) -> None:
+    try:
+        await _work(items, ctx, outcome)
+    except DataError as exc:  # the data file changed while its rows were being read
+        outcome.stopped_reason, outcome.fatal = str(exc), exc
+
+
+async def _work(items: Iterator[WorkItem], ctx: RunContext, outcome: ExecutionOutcome) -> None:
     for item in items:
         if outcome.stopped_reason:
             return
