@@ -51,6 +51,37 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def start_child(command: list[str], what: str) -> tuple[subprocess.Popen[str], int]:
+    """A server child that prints ``port N`` once listening; stdin stays open to stop it."""
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=child_env(),
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline().strip()
+    if not first.startswith("port "):
+        stop_child(proc)
+        raise RuntimeError(f"{what} did not start: {first!r}")
+    return proc, int(first.split()[1])
+
+
+def stop_child(proc: subprocess.Popen[str], timeout_s: float = 10) -> None:
+    """Close the child's stdin (its signal to exit), then wait; kill it if it hangs."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 class ServerProcess:
     """A ScriptedServer answering every chat request with ``reply(text, delay=delay)``."""
 
@@ -62,19 +93,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "bench.common", "--delay", str(self.delay)]
-        self._proc = subprocess.Popen(
-            [*command, "--text", self.text],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-            env=child_env(),
-        )
-        first = self._readline()
-        if not first.startswith("port "):
-            self.stop()
-            raise RuntimeError(f"scripted server did not start: {first!r}")
-        self.port = int(first.split()[1])
+        self._proc, self.port = start_child([*command, "--text", self.text], "scripted server")
         return self
 
     @property
@@ -95,17 +114,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            stop_child(proc)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

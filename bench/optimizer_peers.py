@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
-from bench.common import REPO_ROOT, child_env, machine_line, print_table
+from bench.common import REPO_ROOT, child_env, machine_line, print_table, start_child, stop_child
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
 GEPA_PEER = REPO_ROOT / "bench" / "gepa_peer.py"
@@ -137,31 +137,13 @@ class ModelServer:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ModelServer:
-        self._proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-            env=child_env(),
-        )
-        assert self._proc.stdout is not None
-        first = self._proc.stdout.readline().strip()
-        if not first.startswith("port "):
-            raise RuntimeError(f"model server did not start: {first!r}")
+        self._proc, _ = start_child(self.command, "model server")
         return self
 
     def __exit__(self, *exc: object) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_child(proc, timeout_s=20)  # llama.cpp takes a while to unload
 
     @property
     def base_url(self) -> str:

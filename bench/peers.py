@@ -29,7 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, ServerStats, child_env, machine_line, print_table
+from bench.common import (
+    REPO_ROOT,
+    ServerStats,
+    child_env,
+    machine_line,
+    print_table,
+    start_child,
+    stop_child,
+)
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
 RUBRIC = """\
@@ -94,33 +102,14 @@ class JudgeServer:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> JudgeServer:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.peers", "serve", "--delay", str(self.delay)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-            env=child_env(),
-        )
-        assert self._proc.stdout is not None
-        first = self._proc.stdout.readline().strip()
-        if not first.startswith("port "):
-            raise RuntimeError(f"judge server did not start: {first!r}")
-        self.port = int(first.split()[1])
+        command = [sys.executable, "-m", "bench.peers", "serve", "--delay", str(self.delay)]
+        self._proc, self.port = start_child(command, "judge server")
         return self
 
     def __exit__(self, *exc: object) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if proc is not None:
+            stop_child(proc)
 
     @property
     def base_url(self) -> str:
