@@ -54,17 +54,44 @@ def register(app: typer.Typer) -> None:
     app.command("optimize", help=OPTIMIZE_HELP)(optimize_command)
 
 
+# The options only optimize has (shared ones are in assay.cli.options).
+REASONING_MODEL = typer.Option(
+    None, "--reasoning-model", help="Model that diagnoses and rewrites (default: -m)."
+)
+REASONING_BASE_URL = typer.Option(
+    None, "--reasoning-base-url", help="OpenAI-compatible URL for the reasoning model."
+)
+STRATEGY = typer.Option(
+    "auto", "--strategy", help="auto, iterative, structural, fewshot, pareto or duel (see above)."
+)
+PER_MODEL = typer.Option(
+    False, "--per-model", help="Optimize for each -m model, then compare them on test."
+)
+MAX_ITERATIONS = typer.Option(5, "--max-iterations", min=0, help="Rewrite rounds.")
+MAX_CALLS = typer.Option(None, "--max-calls", min=1, help="Hard call budget.")
+TARGET = typer.Option(None, "--target", min=0, max=1, help="Stop when val reaches this score.")
+PATIENCE = typer.Option(3, "--patience", min=1, help="Stop after N rounds without val gain.")
+BATCH_SIZE = typer.Option(16, "--batch-size", min=1, help="Train rows per round.")
+SPLIT = typer.Option("0.5,0.2,0.3", "--split", help="train,val,test fractions.")
+MIN_GAIN = typer.Option(0.01, "--min-gain", min=0, help="Smallest val gain that counts as better.")
+NOISE_Z = typer.Option(
+    1.0, "--noise-z", min=0, help="Val gain must exceed this many standard errors."
+)
+SOURCE_MODEL = typer.Option(None, "--source-model", help="Model family the prompt was written for.")
+REASONING_MAX_TOKENS = typer.Option(
+    1024, "--reasoning-max-tokens", min=64, help="Output cap for each rewrite."
+)
+OUTPUT = typer.Option(None, "-o", "--output", help="Write the best prompt here.")
+RESULTS_JSON = typer.Option(None, "--results-json", help="Write results JSON.")
+
+
 def optimize_command(
     data: Path | None = typer.Argument(None, help="Dataset file."),
     prompt: Path | None = typer.Argument(None, help="Prompt file to improve."),
     model: list[str] = o.MODEL,
     base_url: str | None = o.BASE_URL,
-    reasoning_model: str | None = typer.Option(
-        None, "--reasoning-model", help="Model that diagnoses and rewrites (default: -m)."
-    ),
-    reasoning_base_url: str | None = typer.Option(
-        None, "--reasoning-base-url", help="OpenAI-compatible URL for the reasoning model."
-    ),
+    reasoning_model: str | None = REASONING_MODEL,
+    reasoning_base_url: str | None = REASONING_BASE_URL,
     metric: list[str] = o.METRIC,
     judge: str | None = o.JUDGE,
     judge_criteria: Path | None = o.JUDGE_CRITERIA,
@@ -73,50 +100,32 @@ def optimize_command(
     judge_repeats: int = o.JUDGE_REPEATS,
     input_field: str | None = o.INPUT_FIELD,
     output_field: str | None = o.OUTPUT_FIELD,
-    strategy: str = typer.Option(
-        "auto",
-        "--strategy",
-        help="auto, iterative, structural, fewshot, pareto or duel (see above).",
-    ),
-    per_model: bool = typer.Option(
-        False, "--per-model", help="Optimize for each -m model, then compare them on test."
-    ),
-    max_iterations: int = typer.Option(5, "--max-iterations", min=0, help="Rewrite rounds."),
-    max_calls: int | None = typer.Option(None, "--max-calls", min=1, help="Hard call budget."),
+    strategy: str = STRATEGY,
+    per_model: bool = PER_MODEL,
+    max_iterations: int = MAX_ITERATIONS,
+    max_calls: int | None = MAX_CALLS,
     max_cost: float | None = o.MAX_COST,
-    target: float | None = typer.Option(
-        None, "--target", min=0, max=1, help="Stop when val reaches this score."
-    ),
-    patience: int = typer.Option(
-        3, "--patience", min=1, help="Stop after N rounds without val gain."
-    ),
-    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Train rows per round."),
-    split: str = typer.Option("0.5,0.2,0.3", "--split", help="train,val,test fractions."),
-    min_gain: float = typer.Option(
-        0.01, "--min-gain", min=0, help="Smallest val gain that counts as better."
-    ),
-    noise_z: float = typer.Option(
-        1.0, "--noise-z", min=0, help="Val gain must exceed this many standard errors."
-    ),
+    target: float | None = TARGET,
+    patience: int = PATIENCE,
+    batch_size: int = BATCH_SIZE,
+    split: str = SPLIT,
+    min_gain: float = MIN_GAIN,
+    noise_z: float = NOISE_Z,
     seed: int = o.SEED,
-    source_model: str | None = typer.Option(
-        None, "--source-model", help="Model family the prompt was written for."
-    ),
+    source_model: str | None = SOURCE_MODEL,
     concurrency: int = o.CONCURRENCY,
     local_parallel: int = o.LOCAL_PARALLEL,
     timeout: float = o.TIMEOUT,
     max_tokens: int = o.MAX_TOKENS,
-    reasoning_max_tokens: int = typer.Option(
-        1024, "--reasoning-max-tokens", min=64, help="Output cap for each rewrite."
-    ),
+    reasoning_max_tokens: int = REASONING_MAX_TOKENS,
     temperature: float = o.TEMPERATURE,
     prices: Path | None = o.PRICES,
     no_cache: bool = o.NO_CACHE,
     store: Path | None = o.STORE,
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the best prompt here."),
-    results_json: Path | None = typer.Option(None, "--results-json", help="Write results JSON."),
+    output: Path | None = OUTPUT,
+    results_json: Path | None = RESULTS_JSON,
     json_out: bool = o.JSON_OUT,
-    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
+    resume: str | None = o.RESUME,
 ) -> None:
     from assay.cli.run_cmds import _check_output, _services
     from assay.data.datasets import FieldMapping

@@ -45,6 +45,7 @@ PRICES = typer.Option(None, "--prices", help="Price overrides file (JSON, YAML o
 NO_CACHE = typer.Option(False, "--no-cache", help="Bypass the response cache.")
 STORE = typer.Option(None, "--store", help="Run store directory (default .assay, or $ASSAY_STORE).")
 JSON_OUT = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+RESUME = typer.Option(None, "--resume", help="Continue an interrupted run.")
 LOCAL_PARALLEL = typer.Option(4, "--local-parallel", min=1, help="Parallel slots per local model.")
 
 

@@ -71,7 +71,7 @@ def run_command(
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write results JSON here."),
     json_out: bool = o.JSON_OUT,
-    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
+    resume: str | None = o.RESUME,
     demo: bool = typer.Option(False, "--demo", help="Run the bundled demo (no key needed)."),
 ) -> None:
     from assay.bench.config import RunConfig
