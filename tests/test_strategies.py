@@ -116,19 +116,10 @@ def services() -> Services:
 
 
 async def optimize(
-    srv: ScriptedServer,
-    data: Path,
-    strategy: str,
-    *,
-    prompt: str = PROMPT,
-    judge: bool = False,
-    max_calls: int | None = None,
-    **stop: Any,
+    srv: ScriptedServer, data: Path, strategy: str, **options: Any
 ) -> OptimizeResult:
-    config = strategy_config(
-        srv, data, strategy, prompt=prompt, judge=judge, max_calls=max_calls, **stop
-    )
-    prepared = loop.prepare(config)
+    """``strategy_config``'s options, run in-process."""
+    prepared = loop.prepare(strategy_config(srv, data, strategy, **options))
     svc = services()
     return await loop.optimize(prepared, svc, loop.start(prepared, svc))
 
