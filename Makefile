@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-LINTED := src tests bench scripts
+LINTED := src tests perf scripts
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint perf
 
 demo: $(VENV)/.installed
 	$(BIN)/assay run --demo
@@ -17,9 +17,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.engine_throughput
-	$(BIN)/python -m bench.startup
+perf: $(VENV)/.installed-test
+	$(BIN)/python -m perf.engine_throughput
+	$(BIN)/python -m perf.startup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

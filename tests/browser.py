@@ -23,14 +23,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from assay.bench import runner
-from assay.bench.config import RunConfig, ScoringConfig
+from assay.benchmark import runner
+from assay.benchmark.config import RunConfig
 from assay.data import demo_path, load_dataset
-from assay.engine.cache import ResponseCache
-from assay.engine.pricing import PriceTable
+from assay.evaluation.config import ScoringConfig
+from assay.evaluation.session import open_cache
+from assay.jobs import Session
+from assay.pricing import PriceTable
 from assay.providers.specs import resolve_model
 from assay.records import ModelConfig, Price
 from assay.scoring.judge import JudgeConfig
+from assay.store.run_record import StoredRun
 from assay.store.runstore import RunStore
 from assay.testing import Action, ChatRequest, ScriptedServer, error, reply
 
@@ -278,9 +281,8 @@ def _base() -> dict[str, Any]:
     }
 
 
-def _services(store: RunStore, directory: Path) -> runner.Services:
-    cache = ResponseCache(directory / "cache.sqlite")
-    return runner.Services(store=store, prices=PriceTable.bundled(), cache=cache)
+def _services(store: RunStore, directory: Path) -> Session:
+    return Session(store, PriceTable.bundled(), open_cache(directory))
 
 
 def in_thread(coro: Coroutine[Any, Any, T]) -> T:
@@ -312,7 +314,10 @@ def _partial_run(store: RunStore, directory: Path, config: RunConfig) -> str:
 
 
 def _optimize_run(store: RunStore) -> str:
-    run_id = store.create_run("optimize", {"model": "compat/acc60", "metric": "label"})
+    stored = StoredRun(
+        kind="optimize", data="", dataset_sha256="", primary_metric="label", models=["compat/acc60"]
+    )
+    run_id = store.create_run(stored)
     prompts = [
         "Classify the sentiment.",
         "Classify the sentiment of the review.\nAnswer with one word: positive or negative.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pytest
 
 from assay.engine.cache import ResponseCache
 from assay.engine.engine import Engine, EngineConfig
-from assay.engine.pricing import PriceTable
 from assay.engine.retry import RetryPolicy
+from assay.pricing import PriceTable
+from assay.providers import make_provider
+from assay.providers.base import ProviderFactory
 from assay.providers.specs import resolve_model
 from assay.records import GenerationParams, Message, ModelConfig, Price, Request
 from assay.testing import ScriptedServer, echo
@@ -46,13 +49,19 @@ def make_engine(
     tmp_path: Path | None = None,
     *,
     sleep: SleepRecorder | None = None,
+    provider_factory: ProviderFactory = make_provider,
     **config: object,
 ) -> Engine:
     retry = config.pop("retry", RetryPolicy(max_attempts=3, base_delay_s=0.01))
     cfg = EngineConfig(retry=retry, **config)  # type: ignore[arg-type]
     cache = ResponseCache(tmp_path / "cache.sqlite") if tmp_path is not None else None
-    kwargs = {"sleep": sleep} if sleep is not None else {}
-    return Engine(cfg, prices=PriceTable.bundled(), cache=cache, **kwargs)  # type: ignore[arg-type]
+    return Engine(
+        cfg,
+        prices=PriceTable.bundled(),
+        cache=cache,
+        sleep=asyncio.sleep if sleep is None else sleep,
+        provider_factory=provider_factory,
+    )
 
 
 def user_request(text: str = "hello", **params: object) -> Request:

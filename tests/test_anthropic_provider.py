@@ -6,7 +6,6 @@ import anthropic
 import httpx
 import pytest
 
-from assay.engine.pricing import PriceTable, cost_usd
 from assay.errors import (
     AuthError,
     BadRequestError,
@@ -14,6 +13,7 @@ from assay.errors import (
     MissingKeyError,
     ProviderUnavailableError,
 )
+from assay.pricing import PriceTable, cost_usd
 from assay.providers.anthropic_provider import DEFAULT_MAX_TOKENS
 from assay.providers.specs import check_keys, resolve_model
 from assay.records import GenerationParams, Message, ModelConfig, Request

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from assay import api
-from assay.bench.config import RunConfig, ScoringConfig
+from assay import ResumeChanges, api
+from assay.benchmark.config import RunConfig
 from assay.data import demo_path
 from assay.engine.engine import Budget, EngineConfig
+from assay.errors import UserInputError
+from assay.evaluation.config import ScoringConfig
 from assay.optimize.config import OptimizeConfig, StopRules
 from assay.records import GenerationParams
 from assay.store.runstore import RunStore
@@ -52,9 +54,11 @@ def test_resume_continues_the_stored_run_at_its_stored_prices(tmp_path: Path) ->
     with ScriptedServer(LabelZoo()) as srv:
         first = api.run(run_config(srv, data, max_cost=10 * PER_CALL), prices=prices)
         assert first.status == "stopped" and "budget" in (first.stopped_reason or "").lower()
-        # The caller's config gives the budget; models, prompts and prices come from the store.
-        changed = run_config(srv, data).model_copy(update={"models": [compat_model(srv, "x")]})
-        resumed = api.run(changed, resume=first.run_id)
+        # A resume keeps the stored config (models, prompts, prices); changes raise the budget.
+        with pytest.raises(UserInputError, match="not both"):
+            api.run(run_config(srv, data), resume=first.run_id)
+        more = ResumeChanges(max_cost_usd=100 * PER_CALL)
+        resumed = api.run(resume=first.run_id, changes=more)
     assert resumed.run_id == first.run_id and resumed.status == "complete"
     assert [v.variant for v in resumed.variants] == ["acc90", "acc60"]
     assert resumed.total_cost_usd == pytest.approx(40 * PER_CALL)  # no --prices on resume

@@ -1,7 +1,7 @@
 """The peer, cache and scale benchmarks still run and count correctly (tiny N, no timing).
 
-Speed and memory are measured by ``python -m bench.cache_rerun`` / ``bench.data_scale`` /
-``bench.peers``; the peers themselves (aevyra-verdict, aevyra-reflex) are not installed here.
+Speed and memory are measured by ``python -m perf.cache_rerun`` / ``perf.data_scale`` /
+``perf.peers``; the peers themselves (aevyra-verdict, aevyra-reflex) are not installed here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench import cache_rerun, data_scale, peers
+from perf import cache_rerun, data_scale, peers
 
 
 def test_cache_rerun_sends_nothing_the_second_time(tmp_path: Path) -> None:

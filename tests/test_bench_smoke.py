@@ -1,6 +1,6 @@
 """The benchmarks still run: tiny N, well-formed rows, every request counted by the server.
 
-No timing assertions here: speed is measured by ``python -m bench.engine_throughput``.
+No timing assertions here: speed is measured by ``python -m perf.engine_throughput``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from bench.common import ServerProcess
-from bench.engine_throughput import (
+from perf.common import ServerProcess
+from perf.engine_throughput import (
     CLIENTS,
     COLUMNS,
     HTTP_CLIENTS,
@@ -23,7 +23,7 @@ from bench.engine_throughput import (
     result_row,
     run_benchmark,
 )
-from bench.startup import main_script, package_self_times, parse_importtime
+from perf.startup import main_script, package_self_times, parse_importtime
 
 DELAY = 0.01
 

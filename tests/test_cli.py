@@ -14,7 +14,7 @@ import pytest
 from assay import __version__
 from assay.data import demo_path, load_dataset
 from assay.data.prompts import load_prompt
-from assay.engine.pricing import PriceTable
+from assay.pricing import PriceTable
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
@@ -688,7 +688,7 @@ BAD_INPUT = [
             "--metric",
             "label",
         ],
-        ["share a label"],
+        ["share the label"],
     ),
     case("run-without-inputs", lambda f: ["run"], ["DATA and PROMPT", "--demo"]),
     case(

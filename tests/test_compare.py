@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assay.bench.compare import PairRow, recommend
-from assay.bench.summary import VariantSummary
+from assay.analysis.compare import PairRow, recommend
+from assay.analysis.summary import VariantSummary
 from assay.scoring.stats import Aggregate, PairedComparison
 
 

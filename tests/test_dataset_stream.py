@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from assay.bench.config import RunConfig, ScoringConfig
-from assay.bench.plan import RunPlan, build_variants, estimate_judge, estimate_task
+from assay.benchmark.config import RunConfig
+from assay.benchmark.plan import RunPlan, build_variants, estimate_judge, estimate_task
 from assay.data import PromptTemplate, load_dataset
-from assay.engine.pricing import PriceTable
 from assay.errors import DataError
+from assay.evaluation.config import ScoringConfig
+from assay.pricing import PriceTable
 from assay.providers.specs import resolve_model
 from assay.records import Sample
 from assay.scoring.metrics import build_metrics
+from assay.store.run_record import StoredRun
 from assay.store.runstore import RunStore
 
 
@@ -172,7 +174,9 @@ def many_samples(n: int) -> Iterator[Sample]:
 
 def test_save_samples_takes_a_generator_larger_than_a_batch(tmp_path: Path) -> None:
     store = RunStore.open(tmp_path)
-    run_id = store.create_run("run", {})
+    run_id = store.create_run(
+        StoredRun(kind="run", data="d.jsonl", dataset_sha256="0" * 64, primary_metric="exact")
+    )
     store.save_samples(run_id, many_samples(2_500), {"7": "test"})
     saved = store.samples(run_id)
     assert len(saved) == 2_500
@@ -192,7 +196,13 @@ def test_plan_streams_its_rows_and_counts_them_up_front(tmp_path: Path) -> None:
         limit=3,
     )
     prompt = PromptTemplate.from_text("Say {{text}}")
-    plan = RunPlan(config=config, dataset=ds, variants=build_variants(models, [prompt]))
+    plan = RunPlan(
+        config=config,
+        dataset=ds,
+        variants=build_variants(models, [prompt]),
+        metrics=[],
+        primary_metric="exact",
+    )
     assert plan.n_samples == 3
     items = list(plan.items())
     assert len(items) == plan.n_items == 3 * 2 * 2

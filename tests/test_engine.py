@@ -19,8 +19,9 @@ from assay.errors import (
     RateLimitError,
     RequestTimeoutError,
 )
+from assay.providers.base import Provider
 from assay.providers.specs import check_keys, resolve_model
-from assay.records import Price
+from assay.records import Completion, ModelConfig, Price, Request
 from assay.testing import (
     ScriptedServer,
     constant,
@@ -254,3 +255,51 @@ def test_missing_key_fails_before_any_call(monkeypatch: pytest.MonkeyPatch) -> N
 def test_base_url_override_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     check_keys([resolve_model("openai/gpt-4o-mini", base_url="http://127.0.0.1:9/v1")])
+
+
+class FakeProvider:
+    """Answers from memory and records what it was asked: the Provider contract, no I/O."""
+
+    def __init__(self, model: ModelConfig) -> None:
+        self.model = model
+        self.requests: list[Request] = []
+        self.closed = False
+
+    async def complete(self, request: Request) -> Completion:
+        self.requests.append(request)
+        text = f"{self.model.model}: {request.messages[-1].content}"
+        return Completion(text=text, input_tokens=3, output_tokens=2, finish_reason="stop")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FakeFactory:
+    """A provider factory that keeps each provider it builds and the settings it was given."""
+
+    def __init__(self) -> None:
+        self.built: list[FakeProvider] = []
+        self.settings: list[tuple[float, int, int]] = []
+
+    def __call__(
+        self, model: ModelConfig, *, timeout_s: float, max_connections: int, local_parallel: int
+    ) -> Provider:
+        self.settings.append((timeout_s, max_connections, local_parallel))
+        self.built.append(FakeProvider(model))
+        return self.built[-1]
+
+
+async def test_custom_provider_factory_receives_every_call() -> None:
+    factory = FakeFactory()
+    # A hosted spec with no key set: only a real provider would need the key or the network.
+    model = resolve_model("openai/fake-model")
+    async with make_engine(
+        provider_factory=factory, timeout_s=9.0, concurrency=5, local_parallel=2
+    ) as engine:
+        first = await engine.complete(model, user_request("one"))
+        second = await engine.complete(model, user_request("two"))
+        assert engine.provider_for(model) is factory.built[0]
+    assert (first.text, second.text) == ("fake-model: one", "fake-model: two")
+    assert len(factory.built) == 1 and factory.settings == [(9.0, 5, 2)]
+    assert [r.messages[-1].content for r in factory.built[0].requests] == ["one", "two"]
+    assert factory.built[0].closed

@@ -278,4 +278,4 @@ def test_run_with_config_uses_labels_prices_params_and_key_variable(
     assert "gateway-secret-123" not in out.read_text()
     assert not any(b"gateway-secret-123" in f.read_bytes() for f in store_dir.rglob("*.sqlite*"))
     run = RunStore.open(store_dir).get_run(results["run_id"])
-    assert "gateway-secret-123" not in json.dumps(run.config)
+    assert "gateway-secret-123" not in run.config.model_dump_json()

@@ -77,7 +77,7 @@ def test_good_rewrite_is_accepted_and_the_saved_prompt_is_the_scored_one(tmp_pat
         assert saved.text == GOOD and saved.hash == result["final"]["prompt_hash"]
         # Score the saved file independently on the test rows: the same number comes back.
         store = RunStore.open(os.environ["ASSAY_STORE"])
-        test_ids = set(store.get_run(result["run_id"]).config["split"]["test"])
+        test_ids = set(store.get_run(result["run_id"]).config.split_ids("test"))
         rows = [
             line
             for line in data.read_text().splitlines()
@@ -111,7 +111,7 @@ def test_no_test_sample_reaches_any_model_during_the_loop(tmp_path: Path) -> Non
     with ScriptedServer(zoo) as srv:
         result = run_optimize(srv, data, "--max-iterations", "2")
     store = RunStore.open(os.environ["ASSAY_STORE"])
-    split = store.get_run(result["run_id"]).config["split"]
+    split = store.get_run(result["run_id"]).config.split
     samples = {s.id: s for s in load_dataset(data).samples}
     test_texts = {samples[i].input_text() for i in split["test"]}
     held_out = test_texts | {samples[i].input_text() for i in split["val"]}
@@ -262,7 +262,7 @@ def test_embedded_model_optimizes_end_to_end_and_keeps_test_unseen(tmp_path: Pat
     assert load_prompt(out).hash == result["final"]["prompt_hash"]
     assert result["final"]["test"]["n_scored"] == result["split"]["test"]
     store = RunStore.open(os.environ["ASSAY_STORE"])
-    test_ids = store.get_run(result["run_id"]).config["split"]["test"]
+    test_ids = store.get_run(result["run_id"]).config.split_ids("test")
     marks = ",".join("?" * len(test_ids))
     first_test = store._db.execute(
         f"SELECT MIN(created_at) FROM results WHERE run_id = ? AND sample_id IN ({marks})",

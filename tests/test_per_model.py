@@ -87,7 +87,7 @@ def test_per_model_optimizes_each_model_and_compares_them_on_test(tmp_path: Path
     assert len({r.id for r in runs.values()}) == 2 and all(
         r.kind == "optimize" for r in runs.values()
     )
-    test_ids = [r.config["split"]["test"] for r in runs.values()]
+    test_ids = [r.config.split_ids("test") for r in runs.values()]
     assert test_ids[0] == test_ids[1]  # the same rows: the comparison is paired
     for model, variant in zip(report["models"], report["variants"], strict=True):
         assert model["spend"]["calls"] <= 200

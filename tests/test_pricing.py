@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from assay.cli.prices import prices_json, prices_table
-from assay.engine.pricing import LOCAL_PRICE, PriceTable, cost_usd, load_price_table
 from assay.errors import UserInputError
+from assay.pricing import LOCAL_PRICE, PriceTable, cost_usd, load_price_table
 from assay.providers.specs import PROVIDERS, resolve_model
 from assay.records import Price
 

@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from assay.bench.results import RunReport
-from assay.bench.runner import analyse
+from assay.analysis.results import RunReport
+from assay.analysis.run_analysis import analyse
 from assay.report import fmt, render_report, write_report
 from assay.report.data import dataset_samples, load_view
 from assay.report.html import el, esc, json_island, safe_json
@@ -161,9 +161,9 @@ def test_references_need_the_unchanged_data_file(
 ) -> None:
     config = store.get_run(runs.bench).config
     assert len(dataset_samples(config)) > 20
-    moved = {**config, "run": {**config["run"], "data": str(tmp_path / "gone.jsonl")}}
+    moved = config.model_copy(update={"data": str(tmp_path / "gone.jsonl")})
     assert dataset_samples(moved) == {}
-    assert dataset_samples({**config, "dataset_sha256": "0" * 64}) == {}
+    assert dataset_samples(config.model_copy(update={"dataset_sha256": "0" * 64})) == {}
 
 
 def test_optimize_section_shows_trajectory_and_diff(html: str) -> None:
@@ -218,7 +218,7 @@ def test_report_command_writes_the_file(tmp_path: Path, runs: DemoRuns) -> None:
 def test_report_command_imports_only_typer_at_start_up() -> None:
     code = (
         "import sys, assay.cli.report_cmds as m; "
-        "heavy = [n for n in ('assay.report', 'assay.ui', 'assay.bench.runner', 'numpy') "
+        "heavy = [n for n in ('assay.report', 'assay.ui', 'assay.benchmark.runner', 'numpy') "
         "if n in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from assay.bench import runner
-from assay.bench.config import RunConfig, ScoringConfig
+from assay.analysis.results import RunReport
+from assay.benchmark.config import RunConfig
 from assay.data import demo_path
-from assay.engine.cache import ResponseCache
 from assay.engine.engine import Budget, EngineConfig
-from assay.engine.pricing import PriceTable
+from assay.evaluation.config import ScoringConfig
+from assay.jobs import BenchmarkJob, Session
 from assay.providers.specs import resolve_model
 from assay.records import Price
 from assay.store.runstore import RunStore
@@ -33,15 +32,8 @@ PRICES = {
 }
 
 
-def run_api(cfg: RunConfig, store_dir: Path) -> runner.RunReport:  # type: ignore[name-defined]
-    services = runner.Services(
-        store=RunStore.open(store_dir),
-        prices=PriceTable.bundled(),
-        cache=ResponseCache(store_dir / "cache.sqlite"),
-    )
-    plan = runner.prepare(cfg)
-    run_id = runner.start_run(plan, services)
-    return asyncio.run(runner.execute_run(plan, services, run_id))
+def run_api(cfg: RunConfig, store_dir: Path) -> RunReport:
+    return BenchmarkJob.prepare(Session.open(store_dir), cfg).execute()
 
 
 def zoo_config(srv: ScriptedServer, limit: int, **kw: object) -> RunConfig:

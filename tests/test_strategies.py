@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 
-from assay.bench.config import ScoringConfig
-from assay.bench.runner import Services
 from assay.data import demo_path, load_dataset
 from assay.data.prompts import SLOT, PromptTemplate, load_prompt
-from assay.engine.cache import ResponseCache
 from assay.engine.engine import Budget, EngineConfig
-from assay.engine.pricing import PriceTable
+from assay.evaluation.config import ScoringConfig
+from assay.jobs import Session
 from assay.optimize import loop
 from assay.optimize.config import OptimizeConfig, StopRules
 from assay.optimize.context import LoopState
@@ -50,6 +48,7 @@ from assay.optimize.strategies.fewshot import (
 )
 from assay.optimize.strategies.pareto import ParetoStrategy, pick_parent, survivors
 from assay.optimize.strategies.structural import ANCHOR, layout_variants
+from assay.pricing import PriceTable
 from assay.records import Sample
 from assay.scoring.judge import JudgeConfig
 from assay.store.runstore import RunStore
@@ -110,9 +109,8 @@ def unlabelled_dataset(path: Path, n: int = 40) -> Path:
     return path
 
 
-def services() -> Services:
-    store = Path(os.environ["ASSAY_STORE"])
-    return Services(RunStore.open(store), PriceTable.bundled(), ResponseCache(store / "c.sqlite"))
+def services() -> Session:
+    return Session.open(os.environ["ASSAY_STORE"])
 
 
 async def optimize(
@@ -154,7 +152,7 @@ def strategy_config(
 
 
 def split_of(result: OptimizeResult, data: Path) -> dict[str, list[Sample]]:
-    ids = RunStore.open(os.environ["ASSAY_STORE"]).get_run(result.run_id).config["split"]
+    ids = RunStore.open(os.environ["ASSAY_STORE"]).get_run(result.run_id).config.split
     samples = {s.id: s for s in load_dataset(data).samples}
     return {part: [samples[i] for i in ids[part]] for part in ("train", "val", "test")}
 
@@ -547,10 +545,11 @@ async def resume(
     srv: ScriptedServer, run_id: str, data: Path, strategy: str, judge: bool, iterations: int
 ) -> OptimizeResult:
     store = RunStore.open(os.environ["ASSAY_STORE"])
-    config = loop.resume_config(store, run_id)
+    run = store.get_run(run_id)
+    config = loop.stored_config(run)
     config = config.model_copy(update={"stop": StopRules(max_iterations=iterations, patience=9)})
     prepared = loop.prepare(config)
-    loop.check_resumable(prepared, store, run_id)
+    loop.check_resumable(prepared, run)
     return await loop.optimize(prepared, services(), run_id)
 
 

@@ -17,17 +17,19 @@ from typing import Any
 
 import pytest
 
-from assay.bench.compare import ItemKey, compare_pairs, decide, primary_values
-from assay.bench.config import RunConfig, ScoringConfig
-from assay.bench.results import DatasetInfo, RunReport
-from assay.bench.runner import analyse
-from assay.bench.runs_compare import compare_runs
-from assay.bench.summary import VariantSummary, self_hosting_cost_per_1k
+from assay.analysis.compare import ItemKey, compare_pairs, decide, primary_values
+from assay.analysis.results import DatasetInfo, RunReport
+from assay.analysis.run_analysis import analyse
+from assay.analysis.runs_compare import compare_runs
+from assay.analysis.summary import VariantSummary, self_hosting_cost_per_1k
+from assay.benchmark.config import RunConfig
+from assay.evaluation.config import ScoringConfig
 from assay.records import Completion, Message, ModelConfig, Request
 from assay.scoring.metrics import confusion_matrix
 from assay.scoring.score import Score
 from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import aggregate, aggregate_values, paired_compare, percentile
+from assay.store.run_record import StoredRun, StoredVariant
 from assay.store.runstore import ResultRecord, RunStore
 
 # --- a varied run ---------------------------------------------------------------------------
@@ -125,15 +127,19 @@ def build_run(store: RunStore, primary: str, seed: int = 11) -> str:
         gpu_cost_per_hour=2.5,
     )
     run_id = store.create_run(
-        "run",
-        {
-            "run": config.model_dump(mode="json"),
-            "dataset_sha256": "0" * 64,
-            "dataset_has_reference": True,
-            "n_samples": 50,
-            "primary_metric": primary,
-            "variants": [{"key": k, "model": m, "prompt_hash": "h"} for k, m in VARIANTS.items()],
-        },
+        StoredRun(
+            kind="run",
+            data=config.data,
+            dataset_sha256="0" * 64,
+            n_samples=50,
+            primary_metric=primary,
+            repeats=config.repeats,
+            seed=config.seed,
+            variants=[StoredVariant(key=k, model=m, prompt_hash="h") for k, m in VARIANTS.items()],
+            gpu_cost_per_hour=config.gpu_cost_per_hour,
+            local_parallel=config.engine.local_parallel,
+            job=config.model_dump(mode="json"),
+        )
     )
     rng = random.Random(seed)
     for variant in [*(k for k in VARIANTS if k != "empty"), "not-in-config"]:
@@ -242,15 +248,15 @@ def _old_total(values: Sequence[float | None]) -> float | None:
 
 def old_analyse(store: RunStore, run_id: str) -> RunReport:
     run = store.get_run(run_id)
-    config = RunConfig.model_validate(run.config["run"])
-    primary = run.config["primary_metric"]
+    config = RunConfig.model_validate(run.config.job)
+    primary = run.config.primary_metric
     groups: dict[str, list[ResultRecord]] = defaultdict(list)
     for r in store.results(run_id):
         groups[r.variant].append(r)
     summaries = []
-    for v in run.config["variants"]:
-        summary = _old_summarise(v["key"], v["model"], groups[v["key"]], primary, config.seed)
-        if config.gpu_cost_per_hour is not None and v["model"].startswith("local/"):
+    for v in run.config.variants:
+        summary = _old_summarise(v.key, v.model, groups[v.key], primary, config.seed)
+        if config.gpu_cost_per_hour is not None and v.model.startswith("local/"):
             summary.self_hosting_cost_per_1k_usd = self_hosting_cost_per_1k(
                 summary, config.gpu_cost_per_hour, config.engine.local_parallel
             )
@@ -263,9 +269,9 @@ def old_analyse(store: RunStore, run_id: str) -> RunReport:
         stopped_reason=(run.summary or {}).get("stopped_reason"),
         dataset=DatasetInfo(
             path=config.data,
-            sha256=run.config["dataset_sha256"],
-            n_samples=run.config["n_samples"],
-            has_reference=run.config["dataset_has_reference"],
+            sha256=run.config.dataset_sha256,
+            n_samples=run.config.n_samples or 0,
+            has_reference=run.config.dataset_has_reference,
         ),
         primary_metric=primary,
         variants=summaries,

@@ -145,7 +145,7 @@ def test_pages_load(ui: DashboardServer, runs: DemoRuns) -> None:
 
 
 def test_run_page_has_the_report_numbers(ui: DashboardServer, runs: DemoRuns) -> None:
-    from assay.bench.runner import analyse
+    from assay.analysis.run_analysis import analyse
 
     body = request(ui, "GET", f"/runs/{runs.bench}")[2].decode()
     for v in analyse(RunStore.open(runs.store_dir), runs.bench).variants:
@@ -328,10 +328,10 @@ def test_live_progress_updates_then_reloads(
 ) -> None:
     store = RunStore.open(runs.store_dir)
     template = store.get_run(runs.running)
-    run_id = store.create_run("run", template.config)
+    run_id = store.create_run(template.config)
     results = store.results(runs.bench)
     acc90 = [r for r in results if r.variant == "acc90"]
-    for r in acc90[:2]:  # (one scored result alone crashes analyse(): bench/compare.py)
+    for r in acc90[:2]:  # (one scored result alone crashes analyse(): analysis/compare.py)
         store.save_result(r.model_copy(update={"run_id": run_id}))
     w = watched_page(browser)
     w.page.goto(ui.url + f"runs/{run_id}")

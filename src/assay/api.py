@@ -1,78 +1,91 @@
-"""The Python API: the same jobs as the CLI, driven by typed config objects.
+"""The Python API: the same jobs as the CLI (``assay.jobs``), driven by typed config objects.
 
-from assay.api import run, optimize
-from assay.bench.config import RunConfig, ScoringConfig
-from assay.providers import resolve_model
+from assay import run, RunConfig, ScoringConfig, resolve_model
 
 report = run(RunConfig(data="reviews.jsonl", prompts=["prompt.md"],
                        models=[resolve_model("local/smollm2")],
                        scoring=ScoringConfig(metrics=["label"])))
 print(report.recommendation)
+
+A resume continues the stored run with its stored config: pass ``resume=RUN_ID`` and, to raise
+the budget or change concurrency, ``changes=ResumeChanges(...)``. Ctrl-C raises
+``JobInterrupted`` and leaves the run ``interrupted`` and resumable.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from assay.bench import runner
-from assay.bench.config import RunConfig
-from assay.bench.results import RunReport
-from assay.engine.cache import ResponseCache
-from assay.engine.pricing import load_price_table
-from assay.optimize import loop
+from assay.analysis.results import RunReport
+from assay.benchmark.config import RunConfig
+from assay.errors import UserInputError
+from assay.evaluation.execute import ProgressSink
+from assay.jobs import BenchmarkJob, OptimizeJob, Outputs, ResumeChanges, Session
 from assay.optimize.config import OptimizeConfig
+from assay.optimize.loop import Reporter
 from assay.optimize.records import OptimizeResult
-from assay.store.runstore import RunStore, store_dir
 
-
-def services(
-    store: str | Path | None = None, prices: str | Path | None = None, use_cache: bool = True
-) -> runner.Services:
-    """The run store, price table and cache that a run uses (same defaults as the CLI)."""
-    cache = ResponseCache(store_dir(store) / "cache.sqlite") if use_cache else None
-    return runner.Services(RunStore.open(store), load_price_table(prices), cache)
+PathLike = str | Path
 
 
 def run(
-    config: RunConfig,
+    config: RunConfig | None = None,
     *,
-    store: str | Path | None = None,
-    prices: str | Path | None = None,
+    store: PathLike | None = None,
+    prices: PathLike | None = None,
     resume: str | None = None,
+    changes: ResumeChanges | None = None,
+    output: PathLike | None = None,
+    progress: ProgressSink | None = None,
 ) -> RunReport:
-    """``assay run``: benchmark the configured models; returns the ``assay.run/v1`` report."""
-    svc = services(store, prices, config.engine.use_cache)
-    if resume is None:
-        plan = runner.prepare(config)
-        run_id = runner.start_run(plan, svc)
-    else:  # the stored run (its prices pinned), with the caller's engine and budget
-        stored = runner.resume_config(svc.store, resume)
-        plan = runner.prepare(stored.model_copy(update={"engine": config.engine}))
-        runner.check_resumable(plan, svc.store, resume)
-        run_id = resume
-    return asyncio.run(runner.execute_run(plan, svc, run_id))
+    """``assay run``: benchmark the configured models; returns the ``assay.run/v1`` report
+    (also written to ``output``)."""
+    outputs = Outputs(results=_path(output))
+    if config is not None and resume is None:
+        session = Session.open(store, prices, use_cache=config.engine.use_cache)
+        job = BenchmarkJob.prepare(session, config, outputs)
+    elif resume is not None and config is None:
+        session = Session.open(store, prices)
+        job = BenchmarkJob.resume(session, resume, changes or ResumeChanges(), outputs)
+    else:
+        raise _config_or_resume()
+    return job.execute(progress)
 
 
 def optimize(
-    config: OptimizeConfig,
+    config: OptimizeConfig | None = None,
     *,
-    store: str | Path | None = None,
-    prices: str | Path | None = None,
-    output: Path | None = None,
+    store: PathLike | None = None,
+    prices: PathLike | None = None,
     resume: str | None = None,
+    changes: ResumeChanges | None = None,
+    output: PathLike | None = None,
+    results_json: PathLike | None = None,
+    reporter: Reporter | None = None,
 ) -> OptimizeResult:
-    """``assay optimize``: returns the ``assay.optimize/v1`` result; writes ``output``."""
-    svc = services(store, prices, config.engine.use_cache)
-    if resume is None:
-        prepared = loop.prepare(config)
-        run_id = loop.start(prepared, svc)
-    else:  # the stored run (its prices pinned), with the caller's engine and budget
-        stored = loop.resume_config(svc.store, resume)
-        prepared = loop.prepare(stored.model_copy(update={"engine": config.engine}))
-        loop.check_resumable(prepared, svc.store, resume)
-        run_id = resume
-    return asyncio.run(loop.optimize(prepared, svc, run_id, output=output))
+    """``assay optimize``: returns the ``assay.optimize/v1`` result; writes the best prompt
+    (the one whose test score is reported) to ``output``."""
+    outputs = Outputs(prompt=_path(output), results=_path(results_json))
+    if config is not None and resume is None:
+        session = Session.open(store, prices, use_cache=config.engine.use_cache)
+        job = OptimizeJob.prepare(session, config, outputs)
+    elif resume is not None and config is None:
+        session = Session.open(store, prices)
+        job = OptimizeJob.resume(session, resume, changes or ResumeChanges(), outputs)
+    else:
+        raise _config_or_resume()
+    return job.execute(reporter)
 
 
-__all__ = ["OptimizeConfig", "RunConfig", "optimize", "run", "services"]
+def _config_or_resume() -> UserInputError:
+    return UserInputError(
+        "Pass a config to start a run, or resume=RUN_ID to continue one (not both)",
+        "a resume keeps the run's own config; change its budget with changes=ResumeChanges()",
+    )
+
+
+def _path(value: PathLike | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+__all__ = ["OptimizeConfig", "ResumeChanges", "RunConfig", "optimize", "run"]

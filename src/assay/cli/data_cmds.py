@@ -88,7 +88,7 @@ def prices_command(
     from rich.console import Console
 
     from assay.cli.prices import prices_json, prices_table
-    from assay.engine.pricing import load_price_table
+    from assay.pricing import load_price_table
 
     table = load_price_table(prices)
     if json_out:

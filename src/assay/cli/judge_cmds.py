@@ -5,17 +5,18 @@ Only typer is imported at module level; everything else loads inside the command
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from assay.cli.options import grouped
+
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from assay.engine.engine import Engine
-    from assay.scoring.judge import JudgeConfig
-    from assay.scoring.judge_check import CheckRows, JudgeCheckReport
+    from assay.scoring.judge_check import JudgeCheckReport
 
 CHECK_HELP = (
     "Check a judge against human labels: agreement, Cohen's kappa and a verdict.\n\n"
@@ -37,87 +38,46 @@ def register(app: typer.Typer) -> None:
     app.add_typer(judge_app, name="judge")
 
 
-def check_command(
-    data: Path = typer.Argument(..., help="JSONL of responses with human labels."),
+@dataclass
+class CheckArgs:
+    data: Path = typer.Argument(..., help="JSONL of responses with human labels.")
     judge: str = typer.Option(
         ..., "--judge", help="Judge model spec; several, comma-separated, form a panel."
-    ),
-    criteria: Path = typer.Option(..., "--judge-criteria", help="The rubric (markdown or text)."),
+    )
+    criteria: Path = typer.Option(..., "--judge-criteria", help="The rubric (markdown or text).")
     labels: Path | None = typer.Option(
         None, "--labels", help="JSONL of {id, human} rows, joined to DATA by id."
-    ),
+    )
     base_url: str | None = typer.Option(
         None, "--judge-base-url", help="OpenAI-compatible endpoint for the judge."
-    ),
-    repeats: int = typer.Option(1, "--judge-repeats", min=1, help="Judgements per item."),
+    )
+    repeats: int = typer.Option(1, "--judge-repeats", min=1, help="Judgements per item.")
     dimensions: str | None = typer.Option(
         None, "--judge-dimensions", help="Criteria scored separately, comma-separated."
-    ),
-    max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, help="Judge reply limit."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    store: Path | None = typer.Option(None, "--store", help="Run store (holds the cache)."),
-) -> None:
-    import asyncio
+    )
+    max_tokens: int = typer.Option(512, "--judge-max-tokens", min=16, help="Judge reply limit.")
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")
+    store: Path | None = typer.Option(None, "--store", help="Run store (holds the cache).")
 
-    from assay.scoring.judge import load_rubric
 
-    config = _judge_config(judge, base_url, load_rubric(criteria), criteria, repeats, dimensions)
-    config = config.model_copy(update={"max_tokens": max_tokens})
-    report = asyncio.run(_run_check(config, data, labels, store))
-    if as_json:
+@dataclass
+class CheckFlags:
+    args: CheckArgs
+
+
+@grouped
+def check_command(flags: CheckFlags) -> None:
+    from assay.cli.options import judge_config
+    from assay.jobs import JudgeCheckJob
+
+    a = flags.args
+    config = judge_config(a.judge, a.criteria, a.base_url, a.dimensions, a.repeats)
+    config = config.model_copy(update={"max_tokens": a.max_tokens})
+    report = JudgeCheckJob.prepare(config, a.data, a.labels, a.store).execute()
+    if a.as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
     _print_report(report)
-
-
-def _judge_config(
-    specs: str,
-    base_url: str | None,
-    rubric: str,
-    rubric_path: Path,
-    repeats: int,
-    dimensions: str | None,
-) -> JudgeConfig:
-    from assay.providers.specs import check_keys, resolve_model
-    from assay.scoring.judge import JudgeConfig
-
-    names = [s.strip() for s in specs.split(",") if s.strip()]
-    models = [resolve_model(spec, base_url=base_url) for spec in names]
-    check_keys(models)
-    dims = [d.strip() for d in (dimensions or "").split(",") if d.strip()]
-    return JudgeConfig(
-        models=models,
-        rubric=rubric,
-        rubric_path=str(rubric_path),
-        dimensions=dims,
-        repeats=repeats,
-    )
-
-
-def _engine(store: Path | None) -> Engine:
-    from assay.engine.cache import ResponseCache
-    from assay.engine.engine import Engine, EngineConfig
-    from assay.engine.pricing import load_price_table
-    from assay.store.runstore import store_dir
-
-    cache = ResponseCache(store_dir(store) / "cache.sqlite")
-    return Engine(EngineConfig(), prices=load_price_table(None), cache=cache)
-
-
-async def _run_check(
-    config: JudgeConfig, data: Path, labels: Path | None, store: Path | None
-) -> JudgeCheckReport:
-    from assay.scoring.judge import build_judge
-    from assay.scoring.judge_check import check_judge, check_pairwise, load_check_rows
-    from assay.scoring.pairwise import PairwiseJudge
-
-    async with _engine(store) as engine:
-        judge = build_judge(config, engine)  # validates the rubric's scale before any call
-        rows: CheckRows = load_check_rows(data, judge.scale, labels)
-        if rows.pairs:
-            pairwise = PairwiseJudge(config, engine)
-            return await check_pairwise(rows.pairs, pairwise, n_unlabelled=rows.n_unlabelled)
-        return await check_judge(rows.rows, judge, n_unlabelled=rows.n_unlabelled)
 
 
 def _percent(value: float | None) -> str:

@@ -83,6 +83,7 @@ def main() -> None:
 def _fail_on(exc: Exception) -> None:
     import sqlite3
 
+    from pydantic import ValidationError
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     from assay.errors import AssayError
@@ -95,6 +96,11 @@ def _fail_on(exc: Exception) -> None:
         _fail(f"{message} (see assay COMMAND --help)", exc.exit_code)
     if isinstance(exc, AssayError):
         _fail(str(exc), exc.exit_code)
+    if isinstance(exc, ValidationError):  # a config value the flags gave: pydantic's reason
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        _fail(f"Invalid {where or 'value'}: {message}", 2)
     if isinstance(exc, sqlite3.DatabaseError):  # a store or cache file damaged mid-command
         _fail(f"The run store or cache is damaged ({exc}); move it aside or use --store DIR", 1)
     _fail(f"Unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)

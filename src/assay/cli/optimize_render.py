@@ -15,8 +15,9 @@ from assay.cli.render import usd
 from assay.optimize.records import IterationRecord, OptimizeResult
 
 if TYPE_CHECKING:
-    from assay.engine.pricing import PriceTable
+    from assay.optimize.estimate import CallEstimate
     from assay.optimize.loop import Prepared
+    from assay.optimize.per_model import PerModelReport
     from assay.store.runstore import RunStore
 
 console = Console()
@@ -27,9 +28,7 @@ def _f(value: float | None, fmt: str = "{:.3f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
-def preflight(prepared: Prepared, prices: PriceTable, run_id: str) -> None:
-    from assay.optimize.estimate import estimate
-
+def preflight(prepared: Prepared, estimates: list[CallEstimate], run_id: str) -> None:
     s = prepared.split
     err_console.print(
         f"Run {run_id}: {len(prepared.dataset.samples)} rows -> train {len(s.train)}, "
@@ -42,7 +41,7 @@ def preflight(prepared: Prepared, prices: PriceTable, run_id: str) -> None:
     )
     for col in ("calls to", "calls ≤", "cost ≤"):
         table.add_column(col, justify="left" if col == "calls to" else "right")
-    for row in estimate(prepared, prices):
+    for row in estimates:
         table.add_row(Text(row.label), f"{row.calls:,}", usd(row.cost_usd))
     err_console.print(table)
 
@@ -141,3 +140,32 @@ def _accepted_changes(records: list[IterationRecord]) -> None:
         console.print(Text(f"Diagnosis: {r.diagnosis}"))
         console.print(Text(f"Change: {r.explanation}"))
         console.print(Syntax(r.diff or "(no diff)", "diff", theme="ansi_dark", word_wrap=True))
+
+
+def per_model_summary(report: PerModelReport, as_json: bool) -> None:
+    from assay.cli import render
+    from assay.optimize.per_model import as_run_report
+
+    if as_json:
+        print(report.to_json())
+        return
+    for m in report.models:
+        sig = "significant" if m.gain.significant else "not significant"
+        written = f"; best prompt -> {m.output}" if m.output else ""
+        render.console.print(
+            Text(
+                f"{m.label}: test {render.num(m.baseline_test.mean, '{:.3f}')} -> "
+                f"{render.num(m.final_test.mean, '{:.3f}')} ({sig}), "
+                f"{m.iterations} iterations, run {m.run_id}{written}"
+            )
+        )
+    render.console.print(render.models_table(report.variants, report.metric))
+    if report.comparisons:
+        render.console.print(render.comparisons_table(as_run_report(report)))
+    fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
+    for axis, front in fronts:
+        render.console.print(Text(f"Pareto front (quality vs {axis}): {', '.join(front) or '–'}"))
+    render.console.print(Text(f"Recommendation: {report.recommendation}"))
+    render.console.print(
+        Text("Each model is scored with its own best prompt on the same test rows.")
+    )

@@ -1,90 +1,162 @@
-"""Options shared by ``run`` and ``optimize``, and their translation into typed configs."""
+"""Command-line options in typed groups, and their translation into the jobs' configs.
+
+A command declares one parameter per group (``models: ModelOptions``); ``grouped`` gives typer
+the flat option list and hands the body one object per group. Only typer is imported at module
+level, so ``assay --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import typer
 
 if TYPE_CHECKING:
-    from assay.bench.config import ScoringConfig
     from assay.engine.engine import EngineConfig
+    from assay.evaluation.config import ScoringConfig
+    from assay.jobs import ResumeChanges, Session
     from assay.records import GenerationParams, ModelConfig
     from assay.scoring.judge import JudgeConfig
 
-MODEL = typer.Option(
-    [], "-m", "--model", help="Model spec provider/model, repeatable (e.g. local/smollm2)."
-)
-CONFIG = typer.Option(None, "--config", help="Models config file (YAML, JSON or TOML).")
-BASE_URL = typer.Option(None, "--base-url", help="OpenAI-compatible URL for the -m models.")
-METRIC = typer.Option(
-    [],
-    "--metric",
-    help="Reference metric, repeatable: exact, contains, label, number, rouge, "
-    "bleu, chrf, json, regex:PATTERN, json-schema:FILE, python:FILE.py:FUNC.",
-)
-JUDGE = typer.Option(
-    None, "--judge", "--judges", help="Judge model spec; comma-separated for a panel (a,b)."
-)
-JUDGE_CRITERIA = typer.Option(None, "--judge-criteria", help="Rubric file: your idea of good.")
-JUDGE_BASE_URL = typer.Option(None, "--judge-base-url", help="OpenAI-compatible URL for judges.")
-JUDGE_DIMENSIONS = typer.Option(
-    None, "--judge-dimensions", help="Comma-separated criteria scored separately (a,b,c)."
-)
-JUDGE_REPEATS = typer.Option(1, "--judge-repeats", min=1, help="Judgements per response.")
-INPUT_FIELD = typer.Option(None, "--input-field", help="Input field of flat records (dots ok).")
-OUTPUT_FIELD = typer.Option(None, "--output-field", help="Reference field of flat records.")
-CONCURRENCY = typer.Option(16, "--concurrency", min=1, help="Requests in flight at once.")
-TIMEOUT = typer.Option(120.0, "--timeout", min=1, help="Seconds before a request times out.")
-MAX_TOKENS = typer.Option(256, "--max-tokens", min=1, help="Output token cap per response.")
-TEMPERATURE = typer.Option(0.0, "--temperature", min=0, help="Sampling temperature.")
-SEED = typer.Option(0, "--seed", help="Seed for sampling, splits and bootstrap.")
-MAX_COST = typer.Option(None, "--max-cost", min=0, help="Hard budget in USD for all calls.")
-PRICES = typer.Option(None, "--prices", help="Price overrides file (JSON, YAML or TOML).")
-NO_CACHE = typer.Option(False, "--no-cache", help="Bypass the response cache.")
+DEFAULT_CONCURRENCY = 16
+
 STORE = typer.Option(None, "--store", help="Run store directory (default .assay, or $ASSAY_STORE).")
 JSON_OUT = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
-RESUME = typer.Option(None, "--resume", help="Continue an interrupted run.")
-LOCAL_PARALLEL = typer.Option(4, "--local-parallel", min=1, help="Parallel slots per local model.")
+PRICES = typer.Option(None, "--prices", help="Price overrides file (JSON, YAML or TOML).")
+INPUT_FIELD = typer.Option(None, "--input-field", help="Input field of flat records (dots ok).")
+OUTPUT_FIELD = typer.Option(None, "--output-field", help="Reference field of flat records.")
 
 
-def resolve_models(
-    specs: list[str], config: Path | None, base_url: str | None
-) -> list[ModelConfig]:
-    from assay.errors import UserInputError
-    from assay.providers.config_file import load_models_config
-    from assay.providers.specs import resolve_model
+def _metric_help() -> str:
+    # The registry's usage list, without importing the metrics (numpy) for --help.
+    return (
+        "Reference metric, repeatable: exact, contains, regex:PATTERN, label[:A,B,C], "
+        "number[:TOLERANCE], rouge[:VARIANT], bleu[:TOKENIZER], chrf, json, "
+        "json-schema:FILE, python:FILE.py:FUNC."
+    )
 
-    models = [resolve_model(s, base_url=base_url) for s in specs]
-    if config is not None:
-        models += load_models_config(config)
-    if not models:
-        raise UserInputError("No model given", "pass -m provider/model or --config models.yaml")
-    labels = [m.label for m in models]
-    if len(set(labels)) != len(labels):
-        raise UserInputError("Two models share a label", "give each a distinct label in --config")
-    return models
+
+def grouped(body: Callable[[Any], None]) -> Callable[..., None]:
+    """Turn ``body(flags: Flags)``, where ``Flags`` is a dataclass of option groups (dataclasses
+    whose defaults are typer options), into a typer command with every group's options."""
+    (flags_type,) = (t for name, t in get_type_hints(body).items() if name != "return")
+    groups = get_type_hints(flags_type)
+    params, hints = _group_params(body.__name__, groups.values())
+
+    def command(**values: Any) -> None:
+        body(
+            flags_type(
+                **{
+                    name: group(**{f.name: values[f.name] for f in fields(group)})
+                    for name, group in groups.items()
+                }
+            )
+        )
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = hints
+    command.__name__, command.__doc__ = body.__name__, body.__doc__
+    return command
+
+
+def _group_params(
+    where: str, groups: Iterable[Any]
+) -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    params: list[inspect.Parameter] = []
+    hints: dict[str, Any] = {}
+    for group in groups:
+        if not is_dataclass(group):
+            raise TypeError(f"{where}: {group!r} is not an option group")
+        types = get_type_hints(group)
+        for f in fields(group):
+            if f.name in hints:
+                raise TypeError(f"{where}: option {f.name!r} is in two groups")
+            hints[f.name] = types[f.name]
+            kind = inspect.Parameter.KEYWORD_ONLY
+            params.append(
+                inspect.Parameter(f.name, kind, default=f.default, annotation=types[f.name])
+            )
+    return params, hints
+
+
+@dataclass
+class ModelOptions:
+    model: list[str] = typer.Option(
+        [], "-m", "--model", help="Model spec provider/model, repeatable (e.g. local/smollm2)."
+    )
+    config: Path | None = typer.Option(
+        None, "--config", help="Models config file (YAML, JSON or TOML)."
+    )
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="OpenAI-compatible URL for the -m models."
+    )
+
+    def resolve(self) -> list[ModelConfig]:
+        from assay.errors import UserInputError
+        from assay.providers.config_file import load_models_config
+        from assay.providers.specs import resolve_model
+
+        models = [resolve_model(s, base_url=self.base_url) for s in self.model]
+        if self.config is not None:
+            models += load_models_config(self.config)
+        if not models:
+            raise UserInputError("No model given", "pass -m provider/model or --config models.yaml")
+        return models
+
+
+@dataclass
+class ScoringOptions:
+    metric: list[str] = typer.Option([], "--metric", help=_metric_help())
+    judge: str | None = typer.Option(
+        None, "--judge", "--judges", help="Judge model spec; comma-separated for a panel (a,b)."
+    )
+    judge_criteria: Path | None = typer.Option(
+        None, "--judge-criteria", help="Rubric file: your idea of good."
+    )
+    judge_base_url: str | None = typer.Option(
+        None, "--judge-base-url", help="OpenAI-compatible URL for judges."
+    )
+    judge_dimensions: str | None = typer.Option(
+        None, "--judge-dimensions", help="Comma-separated criteria scored separately (a,b,c)."
+    )
+    judge_repeats: int = typer.Option(1, "--judge-repeats", min=1, help="Judgements per response.")
+
+    def config(self) -> ScoringConfig:
+        """What both jobs score with: reference metrics and/or the judge."""
+        from assay.evaluation.config import ScoringConfig
+
+        return ScoringConfig(metrics=self.metric, judge=self._judge())
+
+    def _judge(self) -> JudgeConfig | None:
+        from assay.errors import UserInputError
+
+        if self.judge is None:
+            if self.judge_criteria is not None:
+                raise UserInputError("--judge-criteria needs --judge SPEC")
+            return None
+        if self.judge_criteria is None:
+            raise UserInputError("--judge needs a rubric", "pass --judge-criteria RUBRIC.md")
+        return judge_config(
+            self.judge,
+            self.judge_criteria,
+            self.judge_base_url,
+            self.judge_dimensions,
+            self.judge_repeats,
+        )
 
 
 def judge_config(
-    judge: str | None,
-    criteria: Path | None,
-    base_url: str | None,
-    dimensions: str | None,
-    repeats: int,
-) -> JudgeConfig | None:
-    from assay.errors import UserInputError
+    specs: str, criteria: Path, base_url: str | None, dimensions: str | None, repeats: int
+) -> JudgeConfig:
+    """A judge (or a panel: comma-separated specs) with its rubric, as the flags give it."""
     from assay.providers.specs import resolve_model
     from assay.scoring.judge import JudgeConfig, load_rubric
 
-    if judge is None:
-        if criteria is not None:
-            raise UserInputError("--judge-criteria needs --judge SPEC")
-        return None
-    if criteria is None:
-        raise UserInputError("--judge needs a rubric", "pass --judge-criteria RUBRIC.md")
-    models = [resolve_model(s.strip(), base_url=base_url) for s in judge.split(",") if s.strip()]
+    models = [resolve_model(s.strip(), base_url=base_url) for s in specs.split(",") if s.strip()]
     return JudgeConfig(
         models=models,
         rubric=load_rubric(criteria),
@@ -94,61 +166,81 @@ def judge_config(
     )
 
 
-def scoring_config(
-    metrics: list[str],
-    judge: str | None,
-    criteria: Path | None,
-    base_url: str | None,
-    dimensions: str | None,
-    repeats: int,
-) -> ScoringConfig:
-    """What both jobs score with: reference metrics and/or the judge."""
-    from assay.bench.config import ScoringConfig
+@dataclass
+class DataOptions:
+    input_field: str | None = INPUT_FIELD
+    output_field: str | None = OUTPUT_FIELD
 
-    return ScoringConfig(
-        metrics=metrics,
-        judge=judge_config(judge, criteria, base_url, dimensions, repeats),
+    def mapping(self) -> Any:
+        from assay.data.datasets import FieldMapping
+
+        return FieldMapping(input_field=self.input_field, output_field=self.output_field)
+
+
+@dataclass
+class GenerationOptions:
+    max_tokens: int = typer.Option(
+        256, "--max-tokens", min=1, help="Output token cap per response."
     )
+    temperature: float = typer.Option(0.0, "--temperature", min=0, help="Sampling temperature.")
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and bootstrap.")
+
+    def params(self) -> GenerationParams:
+        from assay.records import GenerationParams
+
+        return GenerationParams(
+            max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed
+        )
 
 
-def engine_config(**kw: Any) -> EngineConfig:
-    from assay.engine.engine import Budget, EngineConfig
+@dataclass
+class EngineOptions:
+    """How calls are made. ``--max-cost`` and ``--concurrency`` also apply to a resume."""
 
-    return EngineConfig(
-        concurrency=kw["concurrency"],
-        timeout_s=kw["timeout"],
-        use_cache=not kw["no_cache"],
-        local_parallel=kw["local_parallel"],
-        budget=Budget(max_cost_usd=kw.get("max_cost"), max_calls=kw.get("max_calls")),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        help=f"Requests in flight at once (default {DEFAULT_CONCURRENCY}; a resume keeps "
+        "the run's).",
     )
-
-
-def generation_params(max_tokens: int, temperature: float, seed: int) -> GenerationParams:
-    from assay.records import GenerationParams
-
-    return GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-
-
-def given(name: str) -> bool:
-    """Whether the user passed option ``name`` (not its default); a resume keeps the run's own."""
-    import click
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context(silent=True)
-    source = ctx.get_parameter_source(name) if ctx is not None else None
-    return source is not None and source is not ParameterSource.DEFAULT
-
-
-def resumed_engine(stored: EngineConfig, new: EngineConfig) -> EngineConfig:
-    """A resume may raise the budget or change concurrency, only where the user says so."""
-    budget = stored.budget.model_copy(
-        update={
-            **({"max_cost_usd": new.budget.max_cost_usd} if given("max_cost") else {}),
-            **({"max_calls": new.budget.max_calls} if given("max_calls") else {}),
-        }
+    local_parallel: int = typer.Option(
+        4, "--local-parallel", min=1, help="Parallel slots per local model."
     )
-    update = {
-        "budget": budget,
-        **({"concurrency": new.concurrency} if given("concurrency") else {}),
-    }
-    return stored.model_copy(update=update)
+    timeout: float = typer.Option(
+        120.0, "--timeout", min=1, help="Seconds before a request times out."
+    )
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", min=0, help="Hard budget in USD for all calls (a resume may raise it)."
+    )
+    no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the response cache.")
+
+    def config(self, max_calls: int | None = None) -> EngineConfig:
+        from assay.engine.engine import Budget, EngineConfig
+
+        return EngineConfig(
+            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            timeout_s=self.timeout,
+            use_cache=not self.no_cache,
+            local_parallel=self.local_parallel,
+            budget=Budget(max_cost_usd=self.max_cost, max_calls=max_calls),
+        )
+
+    def changes(self, max_calls: int | None = None) -> ResumeChanges:
+        """What a resume takes from the flags: only those the user gave."""
+        from assay.jobs import ResumeChanges
+
+        return ResumeChanges(
+            max_cost_usd=self.max_cost, max_calls=max_calls, concurrency=self.concurrency
+        )
+
+
+@dataclass
+class StoreOptions:
+    store: Path | None = STORE
+    prices: Path | None = PRICES
+
+    def session(self, use_cache: bool = True) -> Session:
+        from assay.jobs import Session
+
+        return Session.open(self.store, self.prices, use_cache=use_cache)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from assay.engine.pricing import PriceTable
+from assay.pricing import PriceTable
 from assay.records import Price
 
 

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from assay.bench.plan import RunPlan
+from assay.benchmark.plan import RunPlan
 from assay.store.runstore import ResultRecord
 
 

@@ -9,10 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from assay.bench.plan import RunPlan, estimate_judge, estimate_task
-from assay.bench.results import RunReport
-from assay.bench.summary import VariantSummary
-from assay.engine.pricing import PriceTable
+from assay.analysis.results import RunReport
+from assay.analysis.summary import VariantSummary
+from assay.benchmark.plan import Estimate, RunPlan
 from assay.scoring.stats import Aggregate
 from assay.store.runstore import ResultRecord
 
@@ -35,7 +34,7 @@ def score_cell(agg: Aggregate | None) -> str:
     return f"{agg.mean:.3f}{ci}"
 
 
-def preflight(plan: RunPlan, prices: PriceTable, run_id: str) -> None:
+def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
     table = Table(
         title=f"Plan for run {run_id}: {plan.n_samples} samples x {plan.config.repeats} repeat(s)",
         title_justify="left",
@@ -44,7 +43,7 @@ def preflight(plan: RunPlan, prices: PriceTable, run_id: str) -> None:
     table.add_column("calls to", min_width=min(40, max(len(v.key) for v in plan.variants)))
     for col in ("calls", "est. input\ntokens", "max output\ntokens", "est. cost ≤"):
         table.add_column(col, justify="right", no_wrap=True)
-    for e in [*estimate_task(plan, prices), *estimate_judge(plan, prices)]:
+    for e in estimates:
         table.add_row(
             Text(e.label),
             f"{e.calls:,}",

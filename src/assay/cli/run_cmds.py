@@ -1,18 +1,20 @@
-"""``assay run``: benchmark models on your data."""
+"""``assay run``: parse the flags -> the benchmark job -> render."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from assay.cli import options as o
+from assay.cli.lazy_help import lazy_help, metrics_section
 
 if TYPE_CHECKING:
-    from assay.bench.config import RunConfig
-    from assay.bench.runner import Services
+    from assay.benchmark.config import RunConfig
     from assay.engine.engine import EngineConfig
+    from assay.jobs import BenchmarkJob
 
 RUN_HELP = """Benchmark models on your dataset with your prompt, and report a comparison.
 
@@ -27,129 +29,96 @@ and a recommendation. Everything is recorded in the run store (.assay/).
   assay run qa.jsonl prompt.md --config models.yaml --judge openai/gpt-4o-mini \\
       --judge-criteria rubric.md --max-cost 2 -o results.json
   assay run --resume 20261128-101500-a1b2c3          # continue an interrupted run
+  assay run --resume 20261128-101500-a1b2c3 --max-cost 5   # ... with a higher budget
 
-Give two prompt files to compare prompts on the same models.
+Give two prompt files to compare prompts on the same models. A resume keeps the run's own
+models, prompts, data and prices; only --max-cost and --concurrency may change.
 """
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help=RUN_HELP)(run_command)
+    app.command(
+        "run",
+        cls=lazy_help(lambda: RUN_HELP + "\n" + metrics_section()),
+        short_help="Benchmark models on your dataset with your prompt.",
+    )(run_command)
 
 
-def run_command(
+@dataclass
+class RunArgs:
     data: Path | None = typer.Argument(
         None, help="Dataset: JSONL (messages, Alpaca, ShareGPT, flat records) or CSV."
-    ),
+    )
     prompts: list[Path] | None = typer.Argument(
         None, help="Prompt file(s): system prompt or a template with {{field}} slots."
-    ),
-    model: list[str] = o.MODEL,
-    config: Path | None = o.CONFIG,
-    base_url: str | None = o.BASE_URL,
-    metric: list[str] = o.METRIC,
-    judge: str | None = o.JUDGE,
-    judge_criteria: Path | None = o.JUDGE_CRITERIA,
-    judge_base_url: str | None = o.JUDGE_BASE_URL,
-    judge_dimensions: str | None = o.JUDGE_DIMENSIONS,
-    judge_repeats: int = o.JUDGE_REPEATS,
-    input_field: str | None = o.INPUT_FIELD,
-    output_field: str | None = o.OUTPUT_FIELD,
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Responses per sample and model."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Use the first N rows only."),
-    concurrency: int = o.CONCURRENCY,
-    local_parallel: int = o.LOCAL_PARALLEL,
-    timeout: float = o.TIMEOUT,
-    max_tokens: int = o.MAX_TOKENS,
-    temperature: float = o.TEMPERATURE,
-    seed: int = o.SEED,
-    max_cost: float | None = o.MAX_COST,
-    prices: Path | None = o.PRICES,
-    no_cache: bool = o.NO_CACHE,
-    store: Path | None = o.STORE,
+    )
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Responses per sample and model.")
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Use the first N rows only.")
     gpu_cost_per_hour: float | None = typer.Option(
         None, "--gpu-cost-per-hour", min=0, help="Estimate self-hosting $/1k for local models."
-    ),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write results JSON here."),
-    json_out: bool = o.JSON_OUT,
-    resume: str | None = o.RESUME,
-    demo: bool = typer.Option(False, "--demo", help="Run the bundled demo (no key needed)."),
-) -> None:
-    from assay.bench.config import RunConfig
-    from assay.data.datasets import FieldMapping
-
-    services = _services(store, prices, no_cache)
-    engine = o.engine_config(
-        concurrency=concurrency,
-        timeout=timeout,
-        no_cache=no_cache,
-        local_parallel=local_parallel,
-        max_cost=max_cost,
     )
-    if resume:
-        cfg = _resumed(resume, services, engine)
-    elif demo:
-        cfg = _demo_config(engine, limit, gpu_cost_per_hour)
-    else:
-        data, prompt_paths = _require_inputs(data, prompts)
-        cfg = RunConfig(
-            data=str(data),
-            prompts=[str(p) for p in prompt_paths],
-            models=o.resolve_models(model, config, base_url),
-            mapping=FieldMapping(input_field=input_field, output_field=output_field),
-            scoring=o.scoring_config(
-                metric, judge, judge_criteria, judge_base_url, judge_dimensions, judge_repeats
-            ),
-            params=o.generation_params(max_tokens, temperature, seed),
-            repeats=repeats,
-            engine=engine,
-            seed=seed,
-            limit=limit,
-            gpu_cost_per_hour=gpu_cost_per_hour,
-        )
-    _check_output(output)
-    _run(cfg, services, resume, output, json_out)
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write results JSON here.")
+    json_out: bool = o.JSON_OUT
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue an interrupted run (same data; may raise --max-cost)."
+    )
+    demo: bool = typer.Option(False, "--demo", help="Run the bundled demo (no key needed).")
 
 
-def _require_inputs(data: Path | None, prompts: list[Path] | None) -> tuple[Path, list[Path]]:
+@dataclass
+class RunFlags:
+    args: RunArgs
+    models: o.ModelOptions
+    scoring: o.ScoringOptions
+    data: o.DataOptions
+    generation: o.GenerationOptions
+    engine: o.EngineOptions
+    where: o.StoreOptions
+
+
+@o.grouped
+def run_command(flags: RunFlags) -> None:
+    _execute(_job(flags), flags.args.json_out)
+
+
+def _job(flags: RunFlags) -> BenchmarkJob:
+    from assay.jobs import BenchmarkJob, Outputs
+
+    args, engine = flags.args, flags.engine
+    outputs = Outputs(results=args.output)
+    if args.resume:
+        return BenchmarkJob.resume(flags.where.session(), args.resume, engine.changes(), outputs)
+    session = flags.where.session(use_cache=not engine.no_cache)
+    config = _demo_config(args, engine.config()) if args.demo else _config(flags)
+    return BenchmarkJob.prepare(session, config, outputs)
+
+
+def _config(flags: RunFlags) -> RunConfig:
+    from assay.benchmark.config import RunConfig
     from assay.errors import UserInputError
 
-    if data is None or not prompts:
+    args = flags.args
+    if args.data is None or not args.prompts:
         raise UserInputError("assay run needs DATA and PROMPT", "or try: assay run --demo")
-    return data, prompts
+    return RunConfig(
+        data=str(args.data),
+        prompts=[str(p) for p in args.prompts],
+        models=flags.models.resolve(),
+        mapping=flags.data.mapping(),
+        scoring=flags.scoring.config(),
+        params=flags.generation.params(),
+        repeats=args.repeats,
+        engine=flags.engine.config(),
+        seed=flags.generation.seed,
+        limit=args.limit,
+        gpu_cost_per_hour=args.gpu_cost_per_hour,
+    )
 
 
-def _check_output(output: Path | None) -> None:
-    """Fail before spending anything when the results file cannot be written."""
-    from assay.errors import UserInputError
-
-    if output is not None and not output.parent.exists():
-        raise UserInputError(f"Cannot write {output}: folder {output.parent} does not exist")
-    if output is not None and output.is_dir():
-        raise UserInputError(f"Cannot write {output}: it is a directory", "give a file path")
-
-
-def _services(store: Path | None, prices: Path | None, no_cache: bool) -> Services:
-    from assay.bench.runner import Services
-    from assay.engine.cache import ResponseCache
-    from assay.engine.pricing import load_price_table
-    from assay.store.runstore import RunStore, store_dir
-
-    table = load_price_table(prices)
-    cache = None if no_cache else ResponseCache(store_dir(store) / "cache.sqlite")
-    return Services(store=RunStore.open(store), prices=table, cache=cache)
-
-
-def _resumed(run_id: str, services: Services, engine: EngineConfig) -> RunConfig:
-    from assay.bench.runner import resume_config
-
-    cfg = resume_config(services.store, run_id)
-    # A resume may raise the budget or change concurrency; nothing that changes results.
-    return cfg.model_copy(update={"engine": o.resumed_engine(cfg.engine, engine)})
-
-
-def _demo_config(engine: EngineConfig, limit: int | None, gpu: float | None) -> RunConfig:
-    from assay.bench.config import RunConfig, ScoringConfig
+def _demo_config(args: RunArgs, engine: EngineConfig) -> RunConfig:
+    from assay.benchmark.config import RunConfig
     from assay.data import demo_path
+    from assay.evaluation.config import ScoringConfig
     from assay.providers.specs import resolve_model
     from assay.records import GenerationParams
 
@@ -163,45 +132,20 @@ def _demo_config(engine: EngineConfig, limit: int | None, gpu: float | None) -> 
         scoring=ScoringConfig(metrics=["label"]),
         params=GenerationParams(max_tokens=12, temperature=0.0, seed=0),
         engine=engine,
-        limit=limit or 60,
-        gpu_cost_per_hour=gpu,
+        limit=args.limit or 60,
+        gpu_cost_per_hour=args.gpu_cost_per_hour,
     )
 
 
-def _run(
-    cfg: RunConfig, services: Services, resume: str | None, output: Path | None, as_json: bool
-) -> None:
-    import asyncio
-
-    from assay.bench import runner
+def _execute(job: BenchmarkJob, as_json: bool) -> None:
     from assay.cli import render
     from assay.cli.progress import RunProgress
-
-    plan = runner.prepare(cfg)
-    if resume:
-        runner.check_resumable(plan, services.store, resume)
-    run_id = resume or runner.start_run(plan, services)
-    if not as_json:
-        render.preflight(plan, services.prices, run_id)
-    with RunProgress(plan, services.store.completed_keys(run_id), quiet=as_json) as progress:
-        try:
-            report = asyncio.run(runner.execute_run(plan, services, run_id, progress))
-        except KeyboardInterrupt:
-            services.store.set_status(run_id, "interrupted")
-            raise _interrupted(run_id) from None
-    if output is not None:
-        output.write_text(report.to_json() + "\n", encoding="utf-8")
-    render.run_report(report, as_json=as_json)
-    if report.status == "failed":  # e.g. a 401: the report is printed, then one error line
-        from assay.errors import AssayError
-
-        raise AssayError(f"Run {report.run_id} failed: {report.stopped_reason}")
-
-
-def _interrupted(run_id: str) -> Exception:
     from assay.errors import AssayError
 
-    return AssayError(
-        f"Interrupted; completed work is saved in run {run_id}",
-        f"continue with: assay run --resume {run_id}",
-    )
+    if not as_json:
+        render.preflight(job.plan, job.estimate(), job.run_id)
+    with RunProgress(job.plan, job.completed(), quiet=as_json) as progress:
+        report = job.execute(progress)
+    render.run_report(report, as_json=as_json)
+    if report.status == "failed":  # e.g. a 401: the report is printed, then one error line
+        raise AssayError(f"Run {report.run_id} failed: {report.stopped_reason}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -67,9 +67,8 @@ def _exists(store: Path | None) -> bool:
 def _run_row(run: RunRecord) -> dict[str, object]:
     import time
 
-    variants = run.config.get("variants", [])
-    data = run.config.get("run", run.config.get("optimize", {})).get("data", "")
-    models = {v["model"] for v in variants} or _optimize_models(run.config)
+    data = run.config.data
+    models = set(run.config.models)
     return {
         "id": run.id,
         "kind": run.kind,
@@ -80,11 +79,6 @@ def _run_row(run: RunRecord) -> dict[str, object]:
     }
 
 
-def _optimize_models(config: dict[str, Any]) -> set[str]:
-    model = config.get("optimize", {}).get("model")
-    return {model["spec"]} if model else set()
-
-
 def show_command(
     run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
     store: Path | None = o.STORE,
@@ -92,7 +86,7 @@ def show_command(
     failures: bool = typer.Option(False, "--failures", help="With --samples: only low scores."),
     json_out: bool = o.JSON_OUT,
 ) -> None:
-    from assay.bench.runner import analyse
+    from assay.analysis.run_analysis import analyse
     from assay.cli import render
     from assay.store.runstore import RunStore
 
@@ -117,7 +111,7 @@ def compare_command(
     store: Path | None = o.STORE,
     json_out: bool = o.JSON_OUT,
 ) -> None:
-    from assay.bench.runs_compare import compare_runs
+    from assay.analysis.runs_compare import compare_runs
     from assay.store.runstore import RunStore
 
     result = compare_runs(RunStore.open(store, create=False), run_a, run_b, variant_a, variant_b)

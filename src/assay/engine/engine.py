@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assay.engine.accounting import Accounting
 from assay.engine.cache import ResponseCache, cache_key
-from assay.engine.pricing import PriceTable, cost_usd
 from assay.engine.retry import RetryPolicy
 from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
+from assay.pricing import PriceTable, cost_usd
 from assay.providers import make_provider
-from assay.providers.base import Provider
+from assay.providers.base import Provider, ProviderFactory
 from assay.records import Completion, ModelConfig, Request, Spent, canonical_json
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -91,8 +91,13 @@ class Engine:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         spent_before: Spent | None = None,
+        provider_factory: ProviderFactory = make_provider,
     ) -> None:
-        """``spent_before``: what earlier sessions of the same run used, charged to the budget."""
+        """``spent_before``: what earlier sessions of the same run used, charged to the budget.
+
+        ``provider_factory`` builds each provider the engine calls (once per distinct model
+        setup); pass one to put the engine in front of fakes or instrumented providers.
+        """
         self.config = config or EngineConfig()
         self.prices = prices or PriceTable.bundled()
         self.cache = cache if self.config.use_cache else None
@@ -103,6 +108,7 @@ class Engine:
         self._global = asyncio.Semaphore(self.config.concurrency)
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._providers: dict[tuple[Any, ...], Provider] = {}
+        self._provider_factory = provider_factory
 
     async def __aenter__(self) -> Engine:
         return self
@@ -192,7 +198,7 @@ class Engine:
             canonical_json(model.params),
         )
         if key not in self._providers:
-            self._providers[key] = make_provider(
+            self._providers[key] = self._provider_factory(
                 model,
                 timeout_s=self.config.timeout_s,
                 max_connections=self.config.concurrency,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from assay.bench.config import ScoringConfig
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import Budget, EngineConfig
-from assay.engine.pricing import PriceTable, pin_price
+from assay.evaluation.config import ScoringConfig
+from assay.pricing import PriceTable, pin_price
 from assay.records import GenerationParams, ModelConfig
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from assay.engine.pricing import PriceTable, cost_usd
+from assay.optimize.strategies import STRATEGY_TYPES
+from assay.pricing import PriceTable, cost_usd
 
 if TYPE_CHECKING:
     from assay.optimize.loop import Prepared
@@ -22,29 +22,13 @@ class CallEstimate:
 
 
 def step_task_calls(strategy: str, batch: int) -> int:
-    """Worst-case task calls of one step on train, val excluded: the parent and each candidate
-    are evaluated on one batch (a duel compares two prompts per item instead)."""
-    from assay.optimize.strategies import duel, fewshot, structural
-
-    per_step = {
-        "iterative": 2 * batch,
-        "pareto": 2 * batch,
-        "structural": (1 + len(structural.TRANSFORMS) + 1) * batch,  # + the reasoner's layout
-        "fewshot": (1 + fewshot.CANDIDATE_SETS) * batch,
-        "duel": duel.DUELS_PER_STEP * duel.ITEMS_PER_DUEL * 2,
-    }
-    return per_step[strategy] if strategy in per_step else max(per_step.values())  # auto
+    """Worst-case task calls of one step on train, val excluded, as the strategy states it."""
+    return STRATEGY_TYPES[strategy].step_task_calls(batch)
 
 
 def reasoning_calls(strategy: str, iterations: int) -> int:
-    """One rewrite per step; ``auto`` also asks which strategy each phase runs, and a phase
-    can end after its share of steps or after ``PHASE_PATIENCE`` rejections in a row."""
-    if strategy == "auto":
-        from assay.optimize.strategies.auto import PHASE_PATIENCE, phase_share
-
-        shortest_phase = min(phase_share(iterations), PHASE_PATIENCE)
-        return iterations + math.ceil(iterations / max(1, shortest_phase))
-    return iterations
+    """Worst-case reasoner calls over ``iterations`` steps, as the strategy states it."""
+    return STRATEGY_TYPES[strategy].reasoning_calls(iterations)
 
 
 def estimate(prepared: Prepared, prices: PriceTable) -> list[CallEstimate]:

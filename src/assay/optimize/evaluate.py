@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from assay.bench.execute import RunContext, run_item
-from assay.bench.plan import Variant, WorkItem
 from assay.data.prompts import PromptTemplate
 from assay.errors import AuthError, BudgetExceeded
+from assay.evaluation.execute import RunContext, run_item
+from assay.evaluation.items import Variant, WorkItem
 from assay.records import ModelConfig, Request, Sample
 from assay.scoring.stats import Aggregate, aggregate
 from assay.store.runstore import ResultRecord

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from assay.bench.execute import RunContext
-from assay.bench.runner import Services
 from assay.data.datasets import Dataset, load_dataset
 from assay.data.prompts import PromptTemplate, load_prompt
 from assay.engine.engine import Budget, Engine
 from assay.errors import BudgetExceeded, UserInputError
+from assay.evaluation.config import primary_metric
+from assay.evaluation.execute import RunContext
+from assay.evaluation.scoring import build_scorer
+from assay.evaluation.session import Session
 from assay.optimize.config import OptimizeConfig
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.evaluate import Evaluation, Evaluator
@@ -26,10 +27,11 @@ from assay.optimize.strategies import STRATEGY_TYPES, Strategy
 from assay.optimize.strategies.common import train_batch
 from assay.providers.specs import check_keys
 from assay.records import Request, Sample
-from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
-from assay.scoring.scorer import JUDGE_SCORE, ResponseScorer
+from assay.scoring.metrics import Metric, build_metrics, check_metrics_against_dataset
+from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import paired_compare
-from assay.store.runstore import RunStore
+from assay.store.run_record import StoredRun
+from assay.store.runstore import RunRecord
 
 
 class Reporter(Protocol):
@@ -52,6 +54,8 @@ class Prepared:
     dataset: Dataset
     prompt: PromptTemplate
     split: Split
+    metrics: list[Metric]
+    primary_metric: str  # the key the primary scores are stored under
 
 
 def prepare(config: OptimizeConfig) -> Prepared:
@@ -62,83 +66,87 @@ def prepare(config: OptimizeConfig) -> Prepared:
         raise UserInputError(
             f"Unknown strategy {config.strategy!r}", f"use one of {', '.join(STRATEGY_TYPES)}"
         )
-    check = getattr(STRATEGY_TYPES[config.strategy], "check_config", None)
-    if check is not None:  # e.g. duel needs a judge: say so before any call
-        check(config)
+    STRATEGY_TYPES[config.strategy].check_config(config)  # e.g. duel needs a judge
     dataset = load_dataset(config.data, config.mapping)
     prompt = load_prompt(config.prompt)
     prompt.check_slots(dataset)
-    check_metrics_against_dataset(
-        build_metrics(config.scoring.metrics, dataset.samples), dataset.has_reference
-    )
+    metrics = build_metrics(config.scoring.metrics, dataset.samples)
+    check_metrics_against_dataset(metrics, dataset.has_reference)
     judges = config.scoring.judge.models if config.scoring.judge else []
     check_keys([config.model, config.reasoner, *judges])
-    return Prepared(config, dataset, prompt, split_samples(dataset.samples, config.split))
+    split = split_samples(dataset.samples, config.split)
+    return Prepared(
+        config, dataset, prompt, split, metrics, primary_metric(config.scoring, metrics)
+    )
 
 
-def start(prepared: Prepared, services: Services) -> str:
-    store = services.store
+def stored_run(prepared: Prepared, session: Session) -> StoredRun:
+    """The run's record, with every model's current price pinned (a resume charges the same)."""
+    config = prepared.config.priced(session.prices)
+    judge = config.scoring.judge
+    return StoredRun(
+        kind="optimize",
+        data=config.data,
+        dataset_sha256=prepared.dataset.content_hash,
+        dataset_has_reference=prepared.dataset.has_reference,
+        n_samples=len(prepared.dataset.samples),
+        primary_metric=prepared.primary_metric,
+        seed=config.seed,
+        models=[config.model.spec],
+        judges=[m.spec for m in judge.models] if judge else [],
+        split=prepared.split.ids(),
+        local_parallel=config.engine.local_parallel,
+        mapping=config.mapping.model_dump(mode="json"),
+        job=config.model_dump(mode="json"),
+    )
+
+
+def start(prepared: Prepared, session: Session) -> str:
+    store = session.store
     store.save_text("prompt", prepared.prompt.text, prepared.prompt.hash)
-    record = {
-        "optimize": prepared.config.priced(services.prices).model_dump(mode="json"),
-        "dataset_sha256": prepared.dataset.content_hash,
-        "split": prepared.split.ids(),
-        "primary_metric": primary_metric(prepared.config),
-        "variants": [],
-    }
-    run_id = store.create_run("optimize", record)
+    run_id = store.create_run(stored_run(prepared, session))
     split_of = {i: name for name, ids in prepared.split.ids().items() for i in ids}
     store.save_samples(run_id, prepared.dataset.samples, split_of)
     return run_id
 
 
-def resume_config(store: RunStore, run_id: str) -> OptimizeConfig:
-    run = store.get_run(run_id)
+def stored_config(run: RunRecord) -> OptimizeConfig:
+    """The config an optimize run started with (prices pinned), for a resume."""
     if run.kind != "optimize":
         raise UserInputError(f"Run {run.id} is not an optimize run", "use assay run --resume")
-    return OptimizeConfig.model_validate(run.config["optimize"])
+    return OptimizeConfig.model_validate(run.config.job)
 
 
-def check_resumable(prepared: Prepared, store: RunStore, run_id: str) -> None:
-    config = store.get_run(run_id).config
-    if config["dataset_sha256"] != prepared.dataset.content_hash:
+def check_resumable(prepared: Prepared, run: RunRecord) -> None:
+    if run.config.dataset_sha256 != prepared.dataset.content_hash:
         raise UserInputError(
-            f"{prepared.config.data} changed since run {run_id} started",
+            f"{prepared.config.data} changed since run {run.id} started",
             "resume needs the same data; start a new run instead",
         )
-    if config["split"] != prepared.split.ids():
+    if run.config.split != prepared.split.ids():
         raise UserInputError(
             "The split differs from the one the run started with",
             "resume with the same --split and --seed",
         )
 
 
-def primary_metric(config: OptimizeConfig) -> str:
-    return JUDGE_SCORE if config.scoring.judge else config.scoring.metrics[0].split(":")[0]
-
-
 async def optimize(
-    prepared: Prepared,
-    services: Services,
-    run_id: str,
-    reporter: Reporter | None = None,
-    output: Path | None = None,
+    prepared: Prepared, session: Session, run_id: str, reporter: Reporter | None = None
 ) -> OptimizeResult:
+    """Run (or continue) the loop, score on test, and record the result with the run."""
     reporter = reporter or SilentReporter()
-    records = [IterationRecord.model_validate(r) for r in services.store.iterations(run_id)]
+    records = [IterationRecord.model_validate(r) for r in session.store.iterations(run_id)]
     spend_before = records[-1].spend if records else Spend()
     engine_config = prepared.config.engine.model_copy(
         update={"budget": _remaining(prepared.config.budget, spend_before)}
     )
-    async with Engine(engine_config, prices=services.prices, cache=services.cache) as engine:
-        ctx = _context(prepared, services, run_id, engine, spend_before)
+    async with Engine(engine_config, prices=session.prices, cache=session.cache) as engine:
+        ctx = _context(prepared, session, run_id, engine, spend_before)
         state = await _initial_state(prepared, ctx, records, reporter)
         strategy = STRATEGY_TYPES[prepared.config.strategy]()
         await run_loop(state, ctx, strategy, reporter)
         result = await finish(state, ctx, prepared, reporter)
-    if output is not None:
-        output.write_text(result.best_prompt + "\n", encoding="utf-8")
-    services.store.set_status(run_id, result.status, result.model_dump(mode="json", by_alias=True))
+    session.store.set_status(run_id, result.status, result.model_dump(mode="json", by_alias=True))
     return result
 
 
@@ -153,16 +161,11 @@ def _remaining(budget: Budget, spent: Spend) -> Budget:
 
 
 def _context(
-    prepared: Prepared, services: Services, run_id: str, engine: Engine, spend_before: Spend
+    prepared: Prepared, session: Session, run_id: str, engine: Engine, spend_before: Spend
 ) -> OptimizeContext:
     config = prepared.config
-    judge = None
-    if config.scoring.judge is not None:
-        from assay.scoring.judge import build_judge
-
-        judge = build_judge(config.scoring.judge, engine)
-    scorer = ResponseScorer(build_metrics(config.scoring.metrics, prepared.dataset.samples), judge)
-    run_ctx = RunContext(run_id, services.store, engine, scorer)
+    scorer = build_scorer(config.scoring, prepared.metrics, engine)
+    run_ctx = RunContext(run_id, session.store, engine, scorer)
 
     def request_for(prompt: PromptTemplate, sample: Sample) -> Request:
         return Request(messages=prompt.render(sample), params=config.params)
@@ -171,7 +174,7 @@ def _context(
     return OptimizeContext(
         config,
         run_id,
-        services.store,
+        session.store,
         engine,
         evaluator,
         prepared.split,
@@ -383,7 +386,7 @@ def _result(
         model=ctx.config.model.spec,
         reasoning_model=ctx.config.reasoner.spec,
         strategy=ctx.config.strategy,
-        metric=primary_metric(ctx.config),
+        metric=prepared.primary_metric,
         baseline=TestScores(
             prompt_hash=state.baseline.hash, val=base_val.aggregate, test=base_test.aggregate
         ),

@@ -11,17 +11,17 @@ The report's schema is ``assay.per_model/v1`` (see docs/strategies.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assay.bench.compare import ItemKey, PairRow, PrimaryValues, compare_pairs, decide
-from assay.bench.results import DatasetInfo, RunReport
-from assay.bench.runner import Services
-from assay.bench.summary import SUMMARY_DETAILS, VariantSummary, VariantTally
+from assay.analysis.compare import ItemKey, PairRow, PrimaryValues, compare_pairs, decide
+from assay.analysis.results import DatasetInfo, RunReport
+from assay.analysis.summary import SUMMARY_DETAILS, VariantSummary, VariantTally
 from assay.data.prompts import PromptTemplate
 from assay.engine.engine import Budget
+from assay.evaluation.session import Session
 from assay.optimize import loop
 from assay.optimize.config import OptimizeConfig
 from assay.optimize.evaluate import variant_key
@@ -106,35 +106,13 @@ def output_path(output: Path | None, label: str) -> Path | None:
     return output.with_name(f"{output.stem}.{safe}{output.suffix}")
 
 
-ReporterFor = Callable[[str], loop.Reporter]
-
-
-async def optimize_per_model(
-    configs: Sequence[OptimizeConfig],
-    services: Services,
-    reporter_for: ReporterFor | None = None,
-    output: Path | None = None,
-) -> PerModelReport:
-    """Prepare every model's run first (bad input fails before any call), then run them in turn."""
-    prepared = [loop.prepare(cfg) for cfg in configs]
-    names = labels(configs)
-    results = []
-    for name, prep in zip(names, prepared, strict=True):
-        run_id = loop.start(prep, services)
-        reporter = reporter_for(name) if reporter_for else None
-        results.append(
-            await loop.optimize(prep, services, run_id, reporter, output_path(output, name))
-        )
-    return compare_on_test(services, prepared[0], results, names, output)
-
-
 def _on_test(
-    services: Services, result: OptimizeResult, test_ids: set[str], label: str, seed: int
+    session: Session, result: OptimizeResult, test_ids: set[str], label: str, seed: int
 ) -> tuple[VariantSummary, dict[ItemKey, float | None]]:
     """The best prompt's figures and primary values on the test rows, in one pass."""
     key = variant_key(PromptTemplate.from_text(result.best_prompt))
     tally, values = VariantTally(), PrimaryValues(result.metric)
-    rows = services.store.result_rows(result.run_id, variant=key, detail_keys=SUMMARY_DETAILS)
+    rows = session.store.result_rows(result.run_id, variant=key, detail_keys=SUMMARY_DETAILS)
     for row in rows:
         if row.sample_id in test_ids:
             tally.add(row)
@@ -143,7 +121,7 @@ def _on_test(
 
 
 def compare_on_test(
-    services: Services,
+    session: Session,
     prepared: loop.Prepared,
     results: Sequence[OptimizeResult],
     names: Sequence[str],
@@ -154,7 +132,7 @@ def compare_on_test(
     seed = prepared.config.seed
     summaries, values = [], {}
     for name, result in zip(names, results, strict=True):
-        summary, values[name] = _on_test(services, result, test_ids, name, seed)
+        summary, values[name] = _on_test(session, result, test_ids, name, seed)
         summaries.append(summary)
     decision = decide(summaries, compare_pairs(values, seed=seed))
     first = results[0]

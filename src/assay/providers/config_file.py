@@ -54,7 +54,7 @@ def _parse(p: Path) -> Any:
 
 
 def _entry(p: Path, index: int, raw: Any) -> ModelConfig:
-    from assay.engine.pricing import parse_price
+    from assay.pricing import parse_price
 
     where = f"{p}: model #{index}"
     try:

@@ -14,7 +14,7 @@ from assay.records import ModelConfig, Price
 @dataclass(frozen=True)
 class ProviderInfo:
     name: str
-    kind: str  # "openai" (OpenAI-compatible), "anthropic" or "local"
+    kind: str  # a key of assay.providers.kinds.KINDS
     base_url: str | None
     api_key_env: str | None
     key_required: bool = True

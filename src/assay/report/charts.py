@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assay.bench.results import RunReport
-from assay.bench.summary import VariantSummary
+from assay.analysis.results import RunReport
+from assay.analysis.summary import VariantSummary
 from assay.report import fmt
 from assay.report.html import Markup, el, void
 from assay.report.svg import (

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.bench.results import RunReport
+from assay.analysis.results import RunReport
 from assay.records import Sample
+from assay.store.run_record import StoredRun
 from assay.store.runstore import ResultRecord, RunRecord, RunStore
 
 
@@ -23,19 +24,19 @@ class RunView:
 
     @property
     def variant_keys(self) -> list[str]:
-        return [str(v["key"]) for v in self.run.config.get("variants", [])]
+        return [v.key for v in self.run.config.variants]
 
     @property
     def variant_models(self) -> dict[str, str]:
-        return {str(v["key"]): str(v.get("model", "")) for v in self.run.config.get("variants", [])}
+        return {v.key: v.model for v in self.run.config.variants}
 
     @property
     def primary_metric(self) -> str:
-        return str(self.run.config.get("primary_metric", ""))
+        return self.run.config.primary_metric
 
 
 def is_benchmark(run: RunRecord) -> bool:
-    return run.kind == "run" and "variants" in run.config and "run" in run.config
+    return run.kind == "run" and bool(run.config.variants)
 
 
 def load_view(store: RunStore, run_id: str) -> RunView:
@@ -43,7 +44,7 @@ def load_view(store: RunStore, run_id: str) -> RunView:
     run = store.get_run(run_id)
     if not is_benchmark(run):
         return RunView(run=run, iterations=store.iterations(run.id))
-    from assay.bench.runner import analyse
+    from assay.analysis.run_analysis import analyse
 
     return RunView(
         run=run,
@@ -54,21 +55,20 @@ def load_view(store: RunStore, run_id: str) -> RunView:
     )
 
 
-def dataset_samples(config: dict[str, Any]) -> dict[str, Sample]:
+def dataset_samples(stored: StoredRun) -> dict[str, Sample]:
     """Rows of runs recorded before the store kept samples (migration 0003): read from the
     data file, and only if its sha256 still matches the one the run recorded; else {}.
     """
     from assay.data.datasets import FieldMapping, load_dataset
     from assay.errors import AssayError
 
-    run = config.get("run", {})
-    path = Path(str(run.get("data", "")))
+    path = Path(stored.data)
     if not path.is_file():
         return {}
     try:
-        dataset = load_dataset(path, FieldMapping.model_validate(run.get("mapping") or {}))
+        dataset = load_dataset(path, FieldMapping.model_validate(stored.mapping))
     except (AssayError, OSError, ValueError):
         return {}
-    if dataset.content_hash != config.get("dataset_sha256"):
+    if dataset.content_hash != stored.dataset_sha256:
         return {}
     return {s.id: s for s in dataset.samples}

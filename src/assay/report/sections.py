@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from assay.bench.results import RunReport
+from assay.analysis.results import RunReport
 from assay.report import fmt
 from assay.report.charts import cost_quality_chart, latency_chart
 from assay.report.data import RunView
@@ -86,13 +86,12 @@ def _callouts(report: RunReport) -> list[Markup]:
 
 
 def _overview(view: RunView, report: RunReport) -> Markup:
-    run_cfg = view.run.config.get("run", {})
-    judge = (run_cfg.get("scoring") or {}).get("judge") or {}
-    judges = ", ".join(str(m.get("spec", "")) for m in judge.get("models", []))
+    stored = view.run.config
+    judges = ", ".join(stored.judges)
     items = [
         ("Dataset", report.dataset.path),
         ("Dataset sha256", report.dataset.sha256[:16] + "…"),
-        ("Samples × repeats", f"{report.dataset.n_samples} × {run_cfg.get('repeats', 1)}"),
+        ("Samples × repeats", f"{report.dataset.n_samples} × {stored.repeats}"),
         ("Primary metric", report.primary_metric),
         ("Judge", judges or "none"),
         ("Cost (task + judge)", fmt.usd(report.total_cost_usd)),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from assay.bench.compare import PairRow
-from assay.bench.results import RunReport
-from assay.bench.summary import VariantSummary
+from assay.analysis.compare import PairRow
+from assay.analysis.results import RunReport
+from assay.analysis.summary import VariantSummary
 from assay.report import fmt
 from assay.report.html import Markup, el, join
 from assay.scoring.stats import PairedComparison

@@ -29,20 +29,6 @@ from assay.scoring.score import Score
 
 MetricFn = Callable[[Sample, str], Score]
 
-AVAILABLE_METRICS = (
-    "exact",
-    "contains",
-    "regex:PATTERN",
-    "label[:A,B,C]",
-    "number[:TOLERANCE]",
-    "rouge[:rouge1|rouge2|rougeL|rougeLsum]",
-    "bleu[:13a|intl|zh|char|none]",
-    "chrf",
-    "json",
-    "json-schema:FILE",
-    "python:FILE.py:FUNC",
-)
-
 JUDGE_HINT = "score a dataset without references with --judge SPEC --judge-criteria RUBRIC.md"
 
 
@@ -301,8 +287,7 @@ def number(tolerance: float = 1e-6) -> Metric:
         reason = f"{got.text} {'matches' if ok else 'does not match'} {want.text}"
         return Score.scored(float(ok), reason, predicted=got.value, expected=want.value)
 
-    name = "number" if tolerance == 1e-6 else f"number:{tolerance:g}"
-    return Metric(name, needs_reference=True, fn=_on_reference(score))
+    return Metric(_number_name(tolerance), needs_reference=True, fn=_on_reference(score))
 
 
 # --- rouge / bleu / chrf ------------------------------------------------------------------
@@ -359,8 +344,9 @@ def rouge(variant: str = "rougeL") -> Metric:
             recall=float(result.recall),
         )
 
-    name = "rouge" if variant == "rougeL" else f"rouge:{variant}"
-    return Metric(name, needs_reference=True, fn=_on_reference(score))
+    return Metric(
+        _default_or("rouge", variant, "rougeL"), needs_reference=True, fn=_on_reference(score)
+    )
 
 
 def bleu(tokenize: str = "13a") -> Metric:
@@ -381,8 +367,9 @@ def bleu(tokenize: str = "13a") -> Metric:
         result = sacrebleu.sentence_bleu(output, [reference], tokenize=tokenize)
         return Score.scored(_unit(float(result.score) / 100.0), "sentence BLEU / 100")
 
-    name = "bleu" if tokenize == "13a" else f"bleu:{tokenize}"
-    return Metric(name, needs_reference=True, fn=_on_reference(score))
+    return Metric(
+        _default_or("bleu", tokenize, "13a"), needs_reference=True, fn=_on_reference(score)
+    )
 
 
 def chrf() -> Metric:
@@ -569,7 +556,129 @@ def python_metric(path: str, func_name: str = "score") -> Metric:
     return Metric(f"python:{path}:{func_name}", needs_reference=False, fn=score)
 
 
-# --- specs --------------------------------------------------------------------------------
+# --- the registry: every metric kind as --metric names it ------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricKind:
+    """One ``--metric`` kind: its usage, help line, how to build it and the name it stores.
+
+    ``build(arg, labels)`` gets the text after the colon (None without one) and the dataset's
+    distinct references; ``name(arg)`` is the key its scores are stored under, without building.
+    """
+
+    usage: str
+    help: str
+    build: Callable[[str | None, Sequence[str] | None], Metric]
+    name: Callable[[str | None], str]
+
+
+def _no_arg(kind: str, factory: Callable[[], Metric]) -> Callable[..., Metric]:
+    def build(arg: str | None, labels: Sequence[str] | None) -> Metric:
+        if arg is not None:
+            raise _unknown(f"{kind}:{arg}")
+        return factory()
+
+    return build
+
+
+def _needs_arg(kind: str, hint: str) -> Callable[[str | None], str]:
+    def given(arg: str | None) -> str:
+        if arg is None:
+            raise UserInputError(f"metric {kind!r} needs an argument", f"write {hint}")
+        return arg
+
+    return given
+
+
+def _build_label(arg: str | None, labels: Sequence[str] | None) -> Metric:
+    if arg is not None:
+        return label(part for part in arg.split(",") if part.strip())
+    if labels is None:
+        raise ValueError("build_metric('label') needs labels=the dataset's references")
+    return label(labels)
+
+
+def _number_name(tolerance: float) -> str:
+    return "number" if tolerance == 1e-6 else f"number:{tolerance:g}"
+
+
+def _default_or(kind: str, arg: str | None, default: str) -> str:
+    return kind if arg is None or arg == default else f"{kind}:{arg}"
+
+
+_regex_arg = _needs_arg("regex", "regex:PATTERN")
+_schema_arg = _needs_arg("json-schema", "json-schema:FILE")
+_python_arg = _needs_arg("python", "python:FILE.py:FUNCTION")
+
+METRIC_KINDS: dict[str, MetricKind] = {
+    "exact": MetricKind(
+        "exact",
+        "normalised output equals the reference",
+        _no_arg("exact", exact),
+        lambda arg: "exact",
+    ),
+    "contains": MetricKind(
+        "contains",
+        "the reference appears in the output",
+        _no_arg("contains", contains),
+        lambda arg: "contains",
+    ),
+    "regex": MetricKind(
+        "regex:PATTERN",
+        "the output matches a regular expression",
+        lambda arg, labels: regex(_regex_arg(arg)),
+        lambda arg: f"regex:{_regex_arg(arg)}",
+    ),
+    "label": MetricKind(
+        "label[:A,B,C]",
+        "the first label found in the output is the reference",
+        _build_label,
+        lambda arg: "label",
+    ),
+    "number": MetricKind(
+        "number[:TOLERANCE]",
+        "the last number equals the reference's",
+        lambda arg, labels: number() if arg is None else number(_parse_tolerance(arg)),
+        lambda arg: "number" if arg is None else _number_name(_parse_tolerance(arg)),
+    ),
+    "rouge": MetricKind(
+        "rouge[:rouge1|rouge2|rougeL|rougeLsum]",
+        "ROUGE F1 against the reference",
+        lambda arg, labels: rouge(arg or "rougeL"),
+        lambda arg: _default_or("rouge", arg, "rougeL"),
+    ),
+    "bleu": MetricKind(
+        "bleu[:13a|intl|zh|char|none]",
+        "sentence BLEU / 100",
+        lambda arg, labels: bleu(arg or "13a"),
+        lambda arg: _default_or("bleu", arg, "13a"),
+    ),
+    "chrf": MetricKind(
+        "chrf", "sentence chrF / 100 (any script)", _no_arg("chrf", chrf), lambda arg: "chrf"
+    ),
+    "json": MetricKind(
+        "json", "the output is valid JSON", _no_arg("json", json_valid), lambda arg: "json"
+    ),
+    "json-schema": MetricKind(
+        "json-schema:FILE",
+        "the output validates against a JSON schema",
+        lambda arg, labels: json_schema(_schema_arg(arg)),
+        lambda arg: f"json-schema:{_schema_arg(arg)}",
+    ),
+    "python": MetricKind(
+        "python:FILE.py:FUNC",
+        "your function (sample, output) -> score",
+        lambda arg, labels: python_metric(*_split_python_spec(_python_arg(arg))),
+        lambda arg: "python:{}:{}".format(*_split_python_spec(_python_arg(arg))),
+    ),
+}
+AVAILABLE_METRICS = tuple(kind.usage for kind in METRIC_KINDS.values())
+
+
+def metric_help() -> str:
+    """The ``--metric`` help text, made from the registry."""
+    return "Reference metric, repeatable: " + ", ".join(AVAILABLE_METRICS) + "."
 
 
 def _unknown(spec: str) -> UserInputError:
@@ -596,18 +705,19 @@ def _split_python_spec(arg: str) -> tuple[str, str]:
     return path, func
 
 
-def _simple_metric(name: str) -> Metric | None:
-    factories: dict[str, Callable[[], Metric]] = {
-        "exact": exact,
-        "contains": contains,
-        "number": number,
-        "rouge": rouge,
-        "bleu": bleu,
-        "chrf": chrf,
-        "json": json_valid,
-    }
-    factory = factories.get(name)
-    return factory() if factory else None
+def _kind_of(spec: str) -> tuple[MetricKind, str | None]:
+    name, sep, arg = spec.strip().partition(":")
+    kind = METRIC_KINDS.get(name)
+    if kind is None:
+        raise _unknown(spec.strip())
+    return kind, arg if sep else None
+
+
+def metric_name(spec: str) -> str:
+    """The name a metric's scores are stored under, e.g. ``number:0.01`` -> ``number:0.01``,
+    ``rouge:rougeL`` -> ``rouge``; nothing is built (no file is read)."""
+    kind, arg = _kind_of(spec)
+    return kind.name(arg)
 
 
 def build_metric(spec: str, labels: Iterable[str] | None = None) -> Metric:
@@ -616,32 +726,8 @@ def build_metric(spec: str, labels: Iterable[str] | None = None) -> Metric:
     ``label`` needs ``labels`` (the distinct references of the dataset); ``build_metrics``
     collects them from the samples. Raises UserInputError for anything it cannot build.
     """
-    spec = spec.strip()
-    kind, sep, arg = spec.partition(":")
-    if kind == "label" and sep:
-        return label(part for part in arg.split(",") if part.strip())
-    if not sep:
-        if spec == "label":
-            if labels is None:
-                raise ValueError("build_metric('label') needs labels=the dataset's references")
-            return label(labels)
-        simple = _simple_metric(spec)
-        if simple is None:
-            raise _unknown(spec)
-        return simple
-    if kind == "regex":
-        return regex(arg)
-    if kind == "number":
-        return number(_parse_tolerance(arg))
-    if kind == "rouge":
-        return rouge(arg)
-    if kind == "bleu":
-        return bleu(arg)
-    if kind == "json-schema":
-        return json_schema(arg)
-    if kind == "python":
-        return python_metric(*_split_python_spec(arg))
-    raise _unknown(spec)
+    kind, arg = _kind_of(spec)
+    return kind.build(arg, None if labels is None else list(labels))
 
 
 def build_metrics(specs: Sequence[str], samples: Iterable[Sample]) -> list[Metric]:

@@ -25,6 +25,7 @@ from assay.errors import UserInputError
 from assay.records import Completion, Request, Sample, Spent
 from assay.scoring.score import Score
 from assay.store.migrations import migrate
+from assay.store.run_record import StoredRun
 
 _T = TypeVar("_T")
 
@@ -45,7 +46,7 @@ class RunRecord(BaseModel):
     created_at: float
     updated_at: float
     assay_version: str
-    config: dict[str, Any]
+    config: StoredRun
     summary: dict[str, Any] | None = None
 
 
@@ -151,13 +152,14 @@ class RunStore:
             )
         return cls(path)
 
-    def create_run(self, kind: str, config: dict[str, Any]) -> str:
+    def create_run(self, record: StoredRun) -> str:
         run_id = new_run_id()
         now = time.time()
+        config = record.model_dump_json()
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, ?, ?, NULL)",
-                (run_id, kind, now, now, __version__, json.dumps(config, sort_keys=True)),
+                (run_id, record.kind, now, now, __version__, config),
             )
         return run_id
 
@@ -343,7 +345,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         created_at=row[3],
         updated_at=row[4],
         assay_version=row[5],
-        config=json.loads(row[6]),
+        config=StoredRun.read(row[1], json.loads(row[6])),
         summary=json.loads(row[7]) if row[7] else None,
     )
 

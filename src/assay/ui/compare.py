@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assay.bench.runs_compare import RunComparison, compare_runs
+from assay.analysis.runs_compare import RunComparison, compare_runs
 from assay.errors import UserInputError
 from assay.report import fmt
 from assay.report.html import Markup, el, join, void
@@ -28,7 +28,7 @@ class CompareQuery:
 
 
 def compare_page(ctx: PageContext, store: RunStore, query: CompareQuery) -> str:
-    runs = [r for r in store.list_runs(200) if "variants" in r.config]
+    runs = [r for r in store.list_runs(200) if r.config.variants]
     parts = [
         el("h1", "Compare two runs"),
         el("p", _INTRO, class_="sub"),
@@ -40,7 +40,7 @@ def compare_page(ctx: PageContext, store: RunStore, query: CompareQuery) -> str:
 
 
 def _form(runs: list[RunRecord], q: CompareQuery) -> Markup:
-    variants = sorted({str(v["key"]) for r in runs for v in r.config.get("variants", [])})
+    variants = sorted({v.key for r in runs for v in r.config.variants})
     fields = [
         _select("a", "Run A (baseline)", runs, q.a),
         _text("va", "Variant A (if several)", q.variant_a),
@@ -55,7 +55,7 @@ def _form(runs: list[RunRecord], q: CompareQuery) -> Markup:
 def _select(name: str, label: str, runs: list[RunRecord], chosen: str) -> Markup:
     options = [el("option", "choose a run…", value="")]
     for r in runs:
-        models = ", ".join(str(v["key"]) for v in r.config.get("variants", []))
+        models = ", ".join(v.key for v in r.config.variants)
         options.append(el("option", f"{r.id} ({models})", value=r.id, selected=r.id == chosen))
     return el("label", [label, el("select", options, name=name)])
 

@@ -88,10 +88,7 @@ def _runs_table(runs: list[RunRecord], archived: set[str]) -> Markup:
 
 
 def _run_row(run: RunRecord, archived: bool) -> Markup:
-    variants = run.config.get("variants", [])
-    models = ", ".join(sorted({str(v.get("model", "")) for v in variants})) or str(
-        run.config.get("model", "")
-    )
+    models = ", ".join(sorted(set(run.config.models)))
     status = [el("span", run.status, class_="pill " + _STATUS_TONE.get(run.status, "mid"))]
     if archived:
         status.append(el("span", "archived", class_="pill"))
@@ -102,7 +99,7 @@ def _run_row(run: RunRecord, archived: bool) -> Markup:
         el("td", fmt.when(run.created_at), class_="num"),
         el("td", models),
         el("td", best_score(run), class_="num"),
-        _data_cell(str((run.config.get("run") or {}).get("data", ""))),
+        _data_cell(run.config.data),
         el("td", _progress_cell(run)),
     ]
     return el("tr", cells, class_="archived" if archived else None, data_run=run.id)

@@ -13,12 +13,10 @@ def progress(store: RunStore, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     config = run.config
     done = Counter(variant for variant, _, _ in store.completed_keys(run.id))
-    n_samples = config.get("n_samples")
-    repeats = (config.get("run") or {}).get("repeats", 1)
-    planned = int(n_samples) * int(repeats) if isinstance(n_samples, int) else None
+    n_samples = config.n_samples
+    planned = n_samples * config.repeats if n_samples is not None else None
     variants = [
-        {"key": v["key"], "done": done.get(v["key"], 0), "planned": planned}
-        for v in config.get("variants", [])
+        {"key": v.key, "done": done.get(v.key, 0), "planned": planned} for v in config.variants
     ]
     total_planned = None if planned is None else planned * len(variants)
     return {

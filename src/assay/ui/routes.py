@@ -48,7 +48,7 @@ def run_json(server: DashboardServer, run_id: str, part: str | None) -> dict[str
         return progress(server.store, run_id)
     record = server.store.get_run(run_id)
     if part == "report" and is_benchmark(record):
-        from assay.bench.runner import analyse
+        from assay.analysis.run_analysis import analyse
 
         return analyse(server.store, record.id).model_dump(mode="json", by_alias=True)
     return record.model_dump(mode="json")

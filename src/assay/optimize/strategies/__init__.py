@@ -3,27 +3,22 @@
 A strategy receives the loop state and the context (whose ``evaluate`` is the evaluation step:
 any function from prompt and samples to an Evaluation, so a pipeline can plug in there) and
 returns one IterationRecord. The loop checkpoints it, applies it, and decides when to stop.
+
+Each strategy class also carries what the rest of the tool reads before a run (see ``Strategy``):
+its help line, whether it needs references or a reasoner, its worst-case calls, and a check of
+the configuration. Adding a strategy means one module here and one entry in ``STRATEGY_TYPES``
+(and, for ``auto`` to pick it, a place on auto's menus).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.records import IterationRecord
 from assay.optimize.strategies.auto import AutoStrategy
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.duel import DuelStrategy
 from assay.optimize.strategies.fewshot import FewShotStrategy
 from assay.optimize.strategies.iterative import IterativeStrategy
 from assay.optimize.strategies.pareto import ParetoStrategy
 from assay.optimize.strategies.structural import StructuralStrategy
-
-
-class Strategy(Protocol):
-    name: str
-
-    async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord: ...
-
 
 STRATEGY_TYPES: dict[str, type[Strategy]] = {
     AutoStrategy.name: AutoStrategy,
@@ -33,8 +28,14 @@ STRATEGY_TYPES: dict[str, type[Strategy]] = {
     ParetoStrategy.name: ParetoStrategy,
     DuelStrategy.name: DuelStrategy,
 }
-"""Every strategy by name. A type may define ``check_config(config)``: the loop calls it in
-``prepare``, before any model call, to reject a configuration it cannot work with."""
+"""Every strategy by name, in the order the help lists them."""
+
+
+def strategy_menu() -> str:
+    """One help line per strategy, in registry order, the texts lined up past the longest name."""
+    width = max(map(len, STRATEGY_TYPES)) + 2
+    return "\n".join(f"  {name:<{width}}{kind.menu}" for name, kind in STRATEGY_TYPES.items())
+
 
 __all__ = [
     "STRATEGY_TYPES",
@@ -45,4 +46,5 @@ __all__ = [
     "ParetoStrategy",
     "Strategy",
     "StructuralStrategy",
+    "strategy_menu",
 ]

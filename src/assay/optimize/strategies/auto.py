@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from assay.errors import ProviderError
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.reasoner import CHARS_PER_TOKEN, Example
 from assay.optimize.records import IterationRecord
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import failing_examples, train_batch
 from assay.optimize.strategies.duel import DuelStrategy
 from assay.optimize.strategies.fewshot import FewShotStrategy
@@ -52,13 +51,7 @@ SYSTEM = (
 _CHOICE = re.compile(r"^\s*STRATEGY:\s*([A-Za-z_-]+)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
-class SubStrategy(Protocol):
-    name: str
-
-    async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord: ...
-
-
-SUB_STRATEGIES: dict[str, Callable[[], SubStrategy]] = {
+SUB_STRATEGIES: dict[str, type[Strategy]] = {
     StructuralStrategy.name: StructuralStrategy,
     FewShotStrategy.name: FewShotStrategy,
     IterativeStrategy.name: IterativeStrategy,
@@ -197,13 +190,30 @@ def _chooser_tokens(ctx: OptimizeContext) -> int:
     return min(ctx.config.reasoning_max_tokens, CHOOSER_MAX_TOKENS)
 
 
-class AutoStrategy:
+class AutoStrategy(Strategy):
     """Run the other strategies in phases, each chosen from the evidence so far."""
 
     name = "auto"
+    menu = "phases of the others, each chosen by the reasoner from the failures seen"
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        """Any phase may run any other strategy, so a step costs at most the dearest of them."""
+        # Imported here: the registry imports this module.
+        from assay.optimize.strategies import STRATEGY_TYPES
+
+        others = (t for name, t in STRATEGY_TYPES.items() if name != cls.name)
+        return max(t.step_task_calls(batch) for t in others)
+
+    @classmethod
+    def reasoning_calls(cls, iterations: int) -> int:
+        """One rewrite per step, plus one choice per phase; a phase can end after its share of
+        steps or after ``PHASE_PATIENCE`` rejections in a row."""
+        shortest_phase = min(phase_share(iterations), PHASE_PATIENCE)
+        return iterations + math.ceil(iterations / max(1, shortest_phase))
 
     def __init__(self) -> None:
-        self._running: dict[str, SubStrategy] = {}  # they keep their pools across phases
+        self._running: dict[str, Strategy] = {}  # they keep their pools across phases
 
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
         done = phases(state.records)
@@ -224,7 +234,7 @@ class AutoStrategy:
             }
         )
 
-    def _sub(self, name: str) -> SubStrategy:
+    def _sub(self, name: str) -> Strategy:
         if name not in self._running:
             self._running[name] = SUB_STRATEGIES[name]()
         return self._running[name]

@@ -23,6 +23,7 @@ from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.guards import check_candidate
 from assay.optimize.reasoner import Example
 from assay.optimize.records import IterationRecord, prompt_diff
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import verify
 from assay.optimize.strategies.pareto import reflect
 from assay.optimize.strategies.structural import layout_variants, tried_hashes, usable
@@ -123,14 +124,6 @@ def choose_pair(pool: DuelPool, rng: random.Random) -> tuple[int, int]:
     return first, second
 
 
-def check_config(config: OptimizeConfig) -> None:
-    if config.scoring.judge is None:
-        raise UserInputError(
-            "The duel strategy needs a judge to compare responses",
-            "pass --judge SPEC --judge-criteria RUBRIC.md (duels use the first judge model)",
-        )
-
-
 @dataclass(frozen=True)
 class Bout:
     """One judged comparison: the pair (pool indexes), the input, both responses, the verdict."""
@@ -173,18 +166,30 @@ def tally(pool: DuelPool, duels: Duels, bout: Bout) -> None:
         )
 
 
-class DuelStrategy:
+class DuelStrategy(Strategy):
     """Pairwise duels among a small pool of prompts; the leader is verified on val."""
 
     name = "duel"
-    check_config = staticmethod(check_config)
+    menu = "pairwise duels judged in both orders (needs --judge; no references needed)"
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        return DUELS_PER_STEP * ITEMS_PER_DUEL * 2  # both prompts of a pair on each item
+
+    @classmethod
+    def check_config(cls, config: OptimizeConfig) -> None:
+        if config.scoring.judge is None:
+            raise UserInputError(
+                "The duel strategy needs a judge to compare responses",
+                "pass --judge SPEC --judge-criteria RUBRIC.md (duels use the first judge model)",
+            )
 
     def __init__(self) -> None:
         self.pool: DuelPool | None = None
         self._responses: dict[tuple[str, str], str | None] = {}
 
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
-        check_config(ctx.config)
+        self.check_config(ctx.config)
         idx = len(state.records)
         rng = random.Random(f"{ctx.config.seed}:duel:{idx}")
         pool = self._pool(state, ctx)

@@ -18,6 +18,7 @@ from assay.data.prompts import SLOT, PromptTemplate
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.evaluate import Evaluation
 from assay.optimize.records import IterationRecord, prompt_diff
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import verify
 from assay.records import Sample
 
@@ -158,10 +159,17 @@ def check_disjoint(demos: Sequence[Sample], batch: Sequence[Sample], ctx: Optimi
         raise RuntimeError(f"few-shot demonstrations overlap scored rows: {sorted(shown & scored)}")
 
 
-class FewShotStrategy:
+class FewShotStrategy(Strategy):
     """Add demonstrations chosen for the current failures; verify on val."""
 
     name = "fewshot"
+    menu = "demonstrations from train aimed at the failures; no reasoner needed"
+    needs_reference = True  # a demonstration shows the reference answer
+    uses_reasoner = False
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        return (1 + CANDIDATE_SETS) * batch  # the parent and each demonstration set
 
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
         idx = len(state.records)

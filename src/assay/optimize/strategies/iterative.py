@@ -6,6 +6,7 @@ from assay.data.prompts import PromptTemplate
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.reasoner import Example, LogEntry, ReasonerInput, build_messages, propose
 from assay.optimize.records import IterationRecord, prompt_diff
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import (
     failing_examples,
     outcome_text,
@@ -15,10 +16,15 @@ from assay.optimize.strategies.common import (
 from assay.records import GenerationParams
 
 
-class IterativeStrategy:
+class IterativeStrategy(Strategy):
     """Diagnose the failures of the best prompt on a train batch, rewrite, verify on val."""
 
     name = "iterative"
+    menu = "diagnose the failures, rewrite the prompt"
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        return 2 * batch  # the parent and the rewrite on one batch
 
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
         idx = len(state.records)

@@ -19,6 +19,7 @@ from assay.data.prompts import PromptTemplate
 from assay.optimize.context import LoopState, OptimizeContext
 from assay.optimize.reasoner import Example, ProposalOutcome, build_messages, propose
 from assay.optimize.records import IterationRecord, prompt_diff
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import failing_examples, train_batch, verify
 from assay.optimize.strategies.iterative import IterativeStrategy
 from assay.records import GenerationParams
@@ -90,10 +91,15 @@ async def reflect(
     return outcome, shown
 
 
-class ParetoStrategy:
+class ParetoStrategy(Strategy):
     """Reflective rewrites of parents sampled from a per-item Pareto pool, verified on val."""
 
     name = "pareto"
+    menu = "a pool of prompts that each win some items; rewrite from their own failures"
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        return 2 * batch  # the parent and the rewrite on one batch
 
     def __init__(self) -> None:
         self.pool: dict[str, PromptTemplate] = {}

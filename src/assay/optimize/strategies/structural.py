@@ -19,6 +19,7 @@ from assay.optimize.evaluate import Evaluation
 from assay.optimize.guards import check_candidate
 from assay.optimize.reasoner import CHARS_PER_TOKEN, build_messages, propose
 from assay.optimize.records import IterationRecord, prompt_diff
+from assay.optimize.strategies.base import Strategy
 from assay.optimize.strategies.common import failing_examples, train_batch, verify
 from assay.optimize.strategies.fewshot import split_examples
 from assay.optimize.strategies.iterative import IterativeStrategy
@@ -200,10 +201,15 @@ async def best_on_batch(
     return best, scores
 
 
-class StructuralStrategy:
+class StructuralStrategy(Strategy):
     """Try the best prompt in several layouts on one train batch; verify the best layout."""
 
     name = "structural"
+    menu = "the same instructions in other layouts (sections, XML, format first, ...)"
+
+    @classmethod
+    def step_task_calls(cls, batch: int) -> int:
+        return (1 + len(TRANSFORMS) + 1) * batch  # the parent, each layout, the reasoner's layout
 
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
         idx = len(state.records)

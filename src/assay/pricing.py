@@ -243,7 +243,7 @@ def _check_spec(key: str, path: Path) -> None:
 
 @functools.cache
 def _bundled() -> tuple[dict[str, Price], str]:
-    text = resources.files("assay.engine").joinpath(_BUNDLED_NAME).read_text(encoding="utf-8")
+    text = resources.files("assay").joinpath(_BUNDLED_NAME).read_text(encoding="utf-8")
     data = json.loads(text)
     origin = f"bundled {_BUNDLED_NAME}"
     prices = {key: parse_price(e, origin=origin, key=key) for key, e in data["prices"].items()}

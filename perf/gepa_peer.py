@@ -1,6 +1,6 @@
-"""gepa's side of ``bench.optimizer_peers``: run by the peers venv's python, not assay's.
+"""gepa's side of ``perf.optimizer_peers``: run by the peers venv's python, not assay's.
 
-    /tmp/peers-venv/bin/python bench/gepa_peer.py --opt opt.jsonl --prompt prompt.md \\
+    /tmp/peers-venv/bin/python perf/gepa_peer.py --opt opt.jsonl --prompt prompt.md \\
         --base-url http://127.0.0.1:11434/v1 --max-calls 150 --seed 0 --out best.md \\
         --result result.json
 

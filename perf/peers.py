@@ -1,13 +1,13 @@
 """Assay vs aevyra-verdict on the same dataset, task model and judge, against one scripted server.
 
-    python -m bench.peers [--samples 2000] [--delay 0.05] [--verdict-workers 10,32,64]
+    python -m perf.peers [--samples 2000] [--delay 0.05] [--verdict-workers 10,32,64]
                           [--assay-concurrency 16,64] [--peers-venv /tmp/peers-venv] [--markdown]
 
 The peer is installed in its own virtual environment (it pins other versions of the SDKs)::
 
     python -m venv /tmp/peers-venv && /tmp/peers-venv/bin/pip install aevyra-verdict
 
-One scripted OpenAI-compatible server (``python -m bench.peers serve``, its own process) answers
+One scripted OpenAI-compatible server (``python -m perf.peers serve``, its own process) answers
 every request after ``--delay`` seconds: a judge prompt gets a verdict in the format the asking
 tool demands (Assay: a ``VERDICT: 4`` line; aevyra-verdict: ``{"score": 4, ...}`` JSON), any other
 prompt gets the label ``positive``. Both tools read the same OpenAI-messages JSONL (``messages``
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from perf.common import (
     REPO_ROOT,
     ServerStats,
     child_env,
@@ -69,7 +69,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
     """Child process: print ``port N``, answer ``stats`` lines until stdin closes."""
     from assay.testing import ScriptedServer, reply
 
-    parser = argparse.ArgumentParser(prog="python -m bench.peers serve")
+    parser = argparse.ArgumentParser(prog="python -m perf.peers serve")
     parser.add_argument("--delay", type=float, default=0.05)
     args = parser.parse_args(argv)
     kinds = {"task": 0, "assay-judge": 0, "peer-judge": 0}
@@ -94,7 +94,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
 
 
 class JudgeServer:
-    """``python -m bench.peers serve`` as a child; ``stats()`` counts requests by kind."""
+    """``python -m perf.peers serve`` as a child; ``stats()`` counts requests by kind."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
@@ -102,7 +102,7 @@ class JudgeServer:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> JudgeServer:
-        command = [sys.executable, "-m", "bench.peers", "serve", "--delay", str(self.delay)]
+        command = [sys.executable, "-m", "perf.peers", "serve", "--delay", str(self.delay)]
         self._proc, self.port = start_child(command, "judge server")
         return self
 
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "serve":
         serve(argv[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.peers")
+    parser = argparse.ArgumentParser(prog="python -m perf.peers")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--verdict-workers", default="10,32,64")

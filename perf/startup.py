@@ -1,6 +1,6 @@
 """Wall time of the ``assay`` entry points against bare interpreter start, and slow imports.
 
-    python -m bench.startup [--repeat 10] [--target 0.3] [--json PATH] [--markdown]
+    python -m perf.startup [--repeat 10] [--target 0.3] [--json PATH] [--markdown]
 
 Each command runs ``--repeat`` times (after one unmeasured warm-up) as a fresh subprocess; the
 table shows the median. The baseline, measured in the same run, is ``python -c pass``.
@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import machine_line, median, print_table
+from perf.common import machine_line, median, print_table
 
 IMPORT_TARGETS = {"assay --help": ("--help",), "assay runs": ("runs",)}
 """The commands whose imports are reported, and their arguments."""
@@ -297,7 +297,7 @@ def write_json(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.startup")
+    parser = argparse.ArgumentParser(prog="python -m perf.startup")
     parser.add_argument("--repeat", type=int, default=10, help="runs per command (median)")
     parser.add_argument("--target", type=float, default=0.3, help="`assay --help` target, s")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

@@ -1,6 +1,6 @@
 """Re-running a finished ``assay run``: requests the server sees and wall time, cold vs cached.
 
-    python -m bench.cache_rerun [--samples 10000] [--delay 0.01] [--concurrency 64] [--markdown]
+    python -m perf.cache_rerun [--samples 10000] [--delay 0.01] [--concurrency 64] [--markdown]
 
 A flat JSONL of ``--samples`` rows is generated in a temporary directory. The real CLI
 (``assay run DATA PROMPT -m compat/m --base-url ... --metric label --store TMP --json``) runs
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import REPO_ROOT, ServerProcess, child_env, machine_line, print_table
+from perf.common import REPO_ROOT, ServerProcess, child_env, machine_line, print_table
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
 PROMPT = "Classify the sentiment of this review: {{input}}\nAnswer positive or negative.\n"
@@ -92,7 +92,7 @@ def cached_requests(output: dict[str, object] | None) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cache_rerun")
+    parser = argparse.ArgumentParser(prog="python -m perf.cache_rerun")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--delay", type=float, default=0.01)
     parser.add_argument("--concurrency", type=int, default=64)

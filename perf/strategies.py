@@ -1,6 +1,6 @@
 """Each optimization strategy against the baseline prompt, at the same call budget.
 
-    python -m bench.strategies [--rows 120] [--max-calls 250] [--max-iterations 4]
+    python -m perf.strategies [--rows 120] [--max-calls 250] [--max-iterations 4]
                                [--strategies iterative,structural,fewshot,pareto,auto]
                                [--json PATH] [--markdown]
 
@@ -19,7 +19,6 @@ and the calls each strategy actually made.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 import time
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import machine_line, print_table
+from perf.common import machine_line, print_table
 
 STRATEGIES = ("iterative", "structural", "fewshot", "pareto", "auto")
 
@@ -59,9 +58,9 @@ def write_rows(path: Path, rows: int) -> Path:
 
 
 def config(data: Path, strategy: str, args: argparse.Namespace) -> object:
-    from assay.bench.config import ScoringConfig
     from assay.data import demo_path
     from assay.engine.engine import Budget, EngineConfig
+    from assay.evaluation.config import ScoringConfig
     from assay.optimize.config import OptimizeConfig, StopRules
     from assay.providers.specs import resolve_model
     from assay.records import GenerationParams
@@ -80,24 +79,16 @@ def config(data: Path, strategy: str, args: argparse.Namespace) -> object:
     )
 
 
-async def run_one(data: Path, strategy: str, args: argparse.Namespace) -> Row:
-    from assay.bench.runner import Services
-    from assay.engine.cache import ResponseCache
-    from assay.engine.pricing import PriceTable
-    from assay.optimize import loop
+def run_one(data: Path, strategy: str, args: argparse.Namespace) -> Row:
+    from assay.jobs import OptimizeJob, Session
     from assay.optimize.config import OptimizeConfig
-    from assay.store.runstore import RunStore
 
     cfg = config(data, strategy, args)
     assert isinstance(cfg, OptimizeConfig)
     with tempfile.TemporaryDirectory() as store_dir:
-        store = Path(store_dir)
-        services = Services(
-            RunStore.open(store), PriceTable.bundled(), ResponseCache(store / "cache.sqlite")
-        )
-        prepared = loop.prepare(cfg)
+        job = OptimizeJob.prepare(Session.open(store_dir), cfg)
         started = time.perf_counter()
-        result = await loop.optimize(prepared, services, loop.start(prepared, services.store))
+        result = job.execute()
         wall = time.perf_counter() - started
     reasoning = sum(len(r.reasoner_replies) for r in result.trajectory)
     reasoning += sum(1 for r in result.trajectory if r.strategy_state.get("chooser_reply"))
@@ -157,7 +148,7 @@ def table(rows: Sequence[Row], markdown: bool) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.strategies")
+    parser = argparse.ArgumentParser(prog="python -m perf.strategies")
     parser.add_argument("--rows", type=int, default=120, help="demo rows used (first N)")
     parser.add_argument("--max-calls", type=int, default=250, help="call budget per strategy")
     parser.add_argument("--max-iterations", type=int, default=4)
@@ -177,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = write_rows(Path(tmp) / "sentiment.jsonl", args.rows)
         for name in names:
-            row = asyncio.run(run_one(data, name, args))
+            row = run_one(data, name, args)
             print(
                 f"{name}: {row.final_test} after {row.calls} calls, {row.wall_s:.0f} s", flush=True
             )

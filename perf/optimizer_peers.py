@@ -1,6 +1,6 @@
 """Prompt optimizers on the same data, model, split and call budget: Assay, aevyra-reflex, gepa.
 
-    python -m bench.optimizer_peers [--rows 60] [--seeds 0,1,2] [--max-calls 150]
+    python -m perf.optimizer_peers [--rows 60] [--seeds 0,1,2] [--max-calls 150]
         [--reflex-iterations 3] [--reflex-batch 8] [--tools assay,reflex,gepa]
         [--port 11434] [--peers-venv /tmp/peers-venv] [--markdown] [--json PATH]
 
@@ -25,7 +25,7 @@ is not in the ``calls`` columns: those are the server's counts around the optimi
 
 Assay gets ``--max-calls``. aevyra-reflex has no call cap, so it gets ``--reflex-iterations``
 rounds of ``--reflex-batch`` rows, and the calls it actually made are counted by the server.
-gepa (0.1.4) is driven through its Python API by ``bench/gepa_peer.py``, run by the peers
+gepa (0.1.4) is driven through its Python API by ``perf/gepa_peer.py``, run by the peers
 venv's python: its default adapter with the task and reasoning models as callables over the
 same server, Assay's ``label`` metric as its evaluator, ``max_metric_calls=--max-calls`` and a
 stopper that also counts reasoning calls, as Assay's budget does (see that file).
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
-from bench.common import REPO_ROOT, child_env, machine_line, print_table, start_child, stop_child
+from perf.common import REPO_ROOT, child_env, machine_line, print_table, start_child, stop_child
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
 GEPA_PEER = REPO_ROOT / "bench" / "gepa_peer.py"
@@ -66,7 +66,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
     from assay.providers.local import _start_server
     from assay.providers.specs import local_model_path
 
-    parser = argparse.ArgumentParser(prog="python -m bench.optimizer_peers serve")
+    parser = argparse.ArgumentParser(prog="python -m perf.optimizer_peers serve")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=8)
@@ -131,7 +131,7 @@ class ModelServer:
     def __init__(self, port: int, max_tokens: int, reasoning_max_tokens: int) -> None:
         self.port = port
         self.command = [
-            sys.executable, "-m", "bench.optimizer_peers", "serve", "--port", str(port),
+            sys.executable, "-m", "perf.optimizer_peers", "serve", "--port", str(port),
             "--max-tokens", str(max_tokens), "--reasoning-max-tokens", str(reasoning_max_tokens),
         ]  # fmt: skip
         self._proc: subprocess.Popen[str] | None = None
@@ -297,7 +297,7 @@ def run_gepa(
     opt: Path, prompt: Path, server: ModelServer, work: Path, env: dict[str, str], args: Any,
     seed: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """gepa through its Python API, in the peers venv (``bench/gepa_peer.py``)."""
+    """gepa through its Python API, in the peers venv (``perf/gepa_peer.py``)."""
     best = work / "gepa-best.md"
     summary_path = work / "gepa-result.json"
     result = run_command(
@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "serve":
         serve(argv[1:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.optimizer_peers")
+    parser = argparse.ArgumentParser(prog="python -m perf.optimizer_peers")
     parser.add_argument("--rows", type=int, default=60)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--max-calls", type=int, default=150)

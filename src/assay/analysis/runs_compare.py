@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from assay.bench.compare import primary_values
+from assay.analysis.compare import primary_values
 from assay.errors import UserInputError
 from assay.scoring.stats import PairedComparison, paired_compare
 from assay.store.runstore import RunStore
@@ -32,14 +32,14 @@ class RunComparison(BaseModel):
 
 def _pick_variant(store: RunStore, run_id: str, wanted: str | None) -> tuple[str, str, str]:
     run = store.get_run(run_id)
-    keys = [v["key"] for v in run.config.get("variants", [])]
+    keys = [v.key for v in run.config.variants]
     if wanted is None and len(keys) == 1:
         wanted = keys[0]
     if wanted is None or wanted not in keys:
         raise UserInputError(
             f"Run {run.id} has variants {keys}", "choose one with --variant-a / --variant-b"
         )
-    return run.id, wanted, str(run.config["dataset_sha256"])
+    return run.id, wanted, run.config.dataset_sha256
 
 
 def compare_runs(
@@ -49,7 +49,7 @@ def compare_runs(
     id_b, key_b, data_b = _pick_variant(store, run_b, variant_b)
     if data_a != data_b:
         raise UserInputError("The two runs used different datasets", "compare runs on one dataset")
-    metric = store.get_run(id_a).config["primary_metric"]
+    metric = store.get_run(id_a).config.primary_metric
     a = primary_values(store.result_rows(id_a, variant=key_a), metric)
     b = primary_values(store.result_rows(id_b, variant=key_b), metric)
     keys = sorted(set(a) & set(b))

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assay.bench.plan import RunPlan, WorkItem
 from assay.engine.engine import Engine
 from assay.errors import AssayError, AuthError, BudgetExceeded, DataError, ProviderError
+from assay.evaluation.items import WorkItem
 from assay.scoring.score import Score
 from assay.scoring.scorer import ResponseScorer
 from assay.store.runstore import ResultRecord, RunStore
@@ -41,11 +41,11 @@ class ExecutionOutcome:
 
 
 async def execute(
-    plan: RunPlan, ctx: RunContext, done: set[tuple[str, str, int]]
+    items: Iterator[WorkItem], ctx: RunContext, done: set[tuple[str, str, int]]
 ) -> ExecutionOutcome:
     """Run every item not in ``done``; stop cleanly on a budget or an auth failure."""
     outcome = ExecutionOutcome()
-    pending = (i for i in plan.items() if (i.variant.key, i.sample.id, i.repeat) not in done)
+    pending = (i for i in items if (i.variant.key, i.sample.id, i.repeat) not in done)
     workers = [_worker(pending, ctx, outcome) for _ in range(max(1, ctx.engine.config.concurrency))]
     await asyncio.gather(*workers)
     return outcome

@@ -1,6 +1,6 @@
 """Requests per second through the Engine against a scripted server with a fixed reply delay.
 
-    python -m bench.engine_throughput [--requests 2000] [--delay 0.1] [--concurrency 1,16,64,256]
+    python -m perf.engine_throughput [--requests 2000] [--delay 0.1] [--concurrency 1,16,64,256]
                                       [--clients socket,httpx2,sdk,...] [--repeat 1]
                                       [--json PATH] [--markdown]
 
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench.common import (
+from perf.common import (
     REPO_ROOT,
     ServerProcess,
     child_env,
@@ -332,20 +332,20 @@ class StubProvider:
 class EngineClient:
     """``Engine.complete`` with the cache off, on a ``compat/`` model at the server.
 
-    With ``stub_delay`` the engine's provider factory is swapped for :class:`StubProvider`
-    until :meth:`aclose` (the engine exposes no other seam for it).
+    With ``stub_delay`` the engine is given a provider factory that returns
+    :class:`StubProvider`: the engine's own cost, without the network.
     """
 
     def __init__(self, base_url: str, concurrency: int, stub_delay: float | None = None) -> None:
-        from assay.engine import engine as engine_module
+        from assay.engine.engine import Engine, EngineConfig
+        from assay.providers import make_provider
 
-        self._module = engine_module
-        self._factory = getattr(engine_module, "make_provider")  # noqa: B009 - restored in aclose
-        if stub_delay is not None:
+        config = EngineConfig(concurrency=concurrency, use_cache=False)
+        if stub_delay is None:
+            self._engine = Engine(config, provider_factory=make_provider)
+        else:
             stub = StubProvider(stub_delay)
-            setattr(engine_module, "make_provider", lambda *_args, **_kwargs: stub)  # noqa: B010
-        config = engine_module.EngineConfig(concurrency=concurrency, use_cache=False)
-        self._engine = engine_module.Engine(config)
+            self._engine = Engine(config, provider_factory=lambda *_args, **_kwargs: stub)
         self._model = _assay_model(base_url)
         self._request = _assay_request()
 
@@ -353,10 +353,7 @@ class EngineClient:
         await self._engine.complete(self._model, self._request, purpose="task")
 
     async def aclose(self) -> None:
-        try:
-            await self._engine.aclose()
-        finally:
-            setattr(self._module, "make_provider", self._factory)  # noqa: B010
+        await self._engine.aclose()
 
 
 def make_client(name: str, base_url: str, concurrency: int, delay: float) -> Client:
@@ -459,7 +456,7 @@ async def measure(spec: CellSpec) -> CellResult:
 
 def measure_in_child(spec: CellSpec, timeout_s: float = 600.0) -> CellResult:
     """Run :func:`measure` in a fresh interpreter so CPU and peak RSS are the cell's own."""
-    command = [sys.executable, "-m", "bench.engine_throughput", "--cell", json.dumps(asdict(spec))]
+    command = [sys.executable, "-m", "perf.engine_throughput", "--cell", json.dumps(asdict(spec))]
     done = subprocess.run(
         command,
         capture_output=True,
@@ -665,7 +662,7 @@ def _name_list(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.engine_throughput")
+    parser = argparse.ArgumentParser(prog="python -m perf.engine_throughput")
     parser.add_argument("--requests", type=int, default=2000, help="requests per cell (max)")
     parser.add_argument("--delay", type=float, default=0.1, help="server reply delay, seconds")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 16, 64, 256])

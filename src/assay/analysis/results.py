@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from assay.bench.compare import PairRow
-from assay.bench.summary import VariantSummary
+from assay.analysis.compare import PairRow
+from assay.analysis.summary import VariantSummary
 
 RUN_SCHEMA = "assay.run/v1"
 

@@ -3,7 +3,7 @@
 The scripted server must not share a process (and a GIL) with the code being measured, or its
 CPU would be charged to the harness. ``ServerProcess`` starts this module as a child::
 
-    python -m bench.common --delay 0.1 [--text ok]
+    python -m perf.common --delay 0.1 [--text ok]
 
 The child prints ``port N`` once it listens, then answers one line per command on stdin:
 ``stats`` prints ``{"requests": ..., "cpu_s": ...}`` (chat requests received so far and the
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The directory that holds ``bench/``: children run there so ``-m bench.…`` resolves."""
+"""The directory that holds ``perf/``: children run there so ``-m perf.…`` resolves."""
 
 
 # --------------------------------------------------------------------------- server process
@@ -92,7 +92,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> ServerProcess:
-        command = [sys.executable, "-m", "bench.common", "--delay", str(self.delay)]
+        command = [sys.executable, "-m", "perf.common", "--delay", str(self.delay)]
         self._proc, self.port = start_child([*command, "--text", self.text], "scripted server")
         return self
 
@@ -146,7 +146,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
     """The server child: listen, print the port, answer ``stats`` until stdin closes."""
     from assay.testing import ScriptedServer, constant, reply
 
-    parser = argparse.ArgumentParser(prog="python -m bench.common")
+    parser = argparse.ArgumentParser(prog="python -m perf.common")
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--text", default="ok")
     args = parser.parse_args(argv)

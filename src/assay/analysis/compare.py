@@ -7,7 +7,7 @@ from itertools import combinations
 
 from pydantic import BaseModel
 
-from assay.bench.summary import VariantSummary
+from assay.analysis.summary import VariantSummary
 from assay.scoring.stats import PairedComparison, paired_compare, pareto_front
 from assay.store.runstore import ResultRow
 

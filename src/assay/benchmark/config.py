@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import EngineConfig
-from assay.engine.pricing import PriceTable, pin_price
+from assay.evaluation.config import ScoringConfig
+from assay.pricing import PriceTable, pin_price
 from assay.records import GenerationParams, ModelConfig
-from assay.scoring.judge import JudgeConfig
-
-
-class ScoringConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    metrics: list[str] = Field(default_factory=list)
-    judge: JudgeConfig | None = None
-
-    def priced(self, table: PriceTable) -> ScoringConfig:
-        if self.judge is None:
-            return self
-        models = [pin_price(m, table) for m in self.judge.models]
-        return self.model_copy(update={"judge": self.judge.model_copy(update={"models": models})})
 
 
 class RunConfig(BaseModel):
@@ -38,6 +25,18 @@ class RunConfig(BaseModel):
     seed: int = 0
     limit: int | None = Field(default=None, ge=1)
     gpu_cost_per_hour: float | None = Field(default=None, ge=0)
+
+    @field_validator("models")
+    @classmethod
+    def _labels_unique(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        """A label is a variant's key in the store: two models under one label would mix."""
+        labels = [m.label for m in models]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise ValueError(f"two models share the label {', '.join(twice)}: give each its own")
+        if not models:
+            raise ValueError("no model given")
+        return models
 
     def priced(self, table: PriceTable) -> RunConfig:
         """Every model with its current price pinned: what the run store keeps."""

@@ -6,30 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from assay.bench.config import RunConfig
+from assay.benchmark.config import RunConfig
 from assay.data.datasets import Dataset
 from assay.data.prompts import PromptTemplate
-from assay.engine.pricing import PriceTable, cost_usd
+from assay.evaluation.items import Variant, WorkItem
+from assay.pricing import PriceTable, cost_usd
 from assay.records import ModelConfig, Request, Sample
+from assay.scoring.metrics import Metric
 
 CHARS_PER_TOKEN = 4  # a rough, stated rule for estimates only; real usage is measured
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What is being compared: one model with one prompt."""
-
-    key: str
-    model: ModelConfig
-    prompt: PromptTemplate
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    variant: Variant
-    sample: Sample
-    repeat: int
-    request: Request
 
 
 @dataclass(frozen=True)
@@ -46,6 +31,8 @@ class RunPlan:
     config: RunConfig
     dataset: Dataset
     variants: list[Variant]
+    metrics: list[Metric]
+    primary_metric: str  # the key the primary scores are stored under
 
     @property
     def n_samples(self) -> int:

@@ -2,8 +2,8 @@
 
 Run them from the repository root with the project's interpreter::
 
-    .venv/bin/python -m bench.engine_throughput
-    .venv/bin/python -m bench.startup
+    .venv/bin/python -m perf.engine_throughput
+    .venv/bin/python -m perf.startup
 
 See docs/benchmarks.md for what they measure and the latest numbers.
 """

@@ -1,6 +1,6 @@
 """Memory and time of ``assay run`` and ``assay inspect`` as the dataset grows (10k vs 100k rows).
 
-    python -m bench.data_scale [--rows 10000,100000] [--delay 0] [--concurrency 64]
+    python -m perf.data_scale [--rows 10000,100000] [--delay 0] [--concurrency 64]
                                [--tracemalloc] [--markdown] [--json PATH]
 
 For each size a flat JSONL is generated in a temporary directory; the real CLI runs against the
@@ -13,8 +13,9 @@ when the summary reads every result back). The baseline is the smallest size. ``
 
 ``--tracemalloc`` adds a side run, in-process on the largest size, with ``tracemalloc`` on
 (3 frames): the top allocation sites after ``load_dataset``, and after the analysis step's one
-pass over the finished run's results (``runner.analyse``: what ``runner._tally`` keeps from the
-store's result rows); the analysis peak itself includes the bootstrap's bounded numpy chunks.
+pass over the finished run's results (``run_analysis.analyse``: what
+``run_analysis.tally`` keeps from the store's result rows); the analysis peak itself includes
+the bootstrap's bounded numpy chunks.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cache_rerun import ASSAY, write_dataset, write_prompt
-from bench.common import ServerProcess, child_env, machine_line, print_table
+from perf.cache_rerun import ASSAY, write_dataset, write_prompt
+from perf.common import ServerProcess, child_env, machine_line, print_table
 
 
 def rss_mib(pid: int) -> float | None:
@@ -91,8 +92,8 @@ def rss_at(trace: Sequence[tuple[float, float]], fraction: float, wall: float) -
 
 
 def traced_side_run(data: Path, store: Path, run_id: str, top: int) -> dict[str, Any]:
-    """tracemalloc over load_dataset, then over runner.analyse of the finished run."""
-    from assay.bench import runner
+    """tracemalloc over load_dataset, then over run_analysis.analyse of the finished run."""
+    from assay.analysis import run_analysis
     from assay.data.datasets import load_dataset
     from assay.store.runstore import RunStore
 
@@ -122,18 +123,18 @@ def traced_side_run(data: Path, store: Path, run_id: str, top: int) -> dict[str,
     store_obj = RunStore.open(store)
     tracemalloc.start(3)
     snapshots: list[tracemalloc.Snapshot] = []
-    original_tally = runner._tally
+    original_tally = run_analysis.tally
 
     def tally_and_snapshot(*args: Any) -> Any:
         value = original_tally(*args)
         snapshots.append(tracemalloc.take_snapshot())
         return value
 
-    runner._tally = tally_and_snapshot
+    run_analysis.tally = tally_and_snapshot
     try:
-        runner.analyse(store_obj, run_id)
+        run_analysis.analyse(store_obj, run_id)
     finally:
-        runner._tally = original_tally
+        run_analysis.tally = original_tally
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     out["analyse"] = {"current_mib": current / 2**20, "peak_mib": peak / 2**20}
@@ -142,7 +143,7 @@ def traced_side_run(data: Path, store: Path, run_id: str, top: int) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.data_scale")
+    parser = argparse.ArgumentParser(prog="python -m perf.data_scale")
     parser.add_argument("--rows", default="10000,100000")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=64)

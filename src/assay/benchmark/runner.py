@@ -1,0 +1,120 @@
+"""The ``assay run`` orchestrator: prepare -> start -> execute -> analyse, all in the run store.
+
+Jobs (``assay.jobs``) call these steps; nothing here knows about the CLI.
+"""
+
+from __future__ import annotations
+
+from assay.analysis.results import RunReport
+from assay.analysis.run_analysis import analyse
+from assay.benchmark.config import RunConfig
+from assay.benchmark.plan import RunPlan, build_variants
+from assay.data.datasets import load_dataset
+from assay.data.prompts import load_prompt
+from assay.engine.engine import Engine
+from assay.errors import UserInputError
+from assay.evaluation.config import primary_metric
+from assay.evaluation.execute import NoProgress, ProgressSink, RunContext, execute
+from assay.evaluation.scoring import build_scorer
+from assay.evaluation.session import Session
+from assay.providers.specs import check_keys
+from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
+from assay.store.run_record import StoredRun, StoredVariant
+from assay.store.runstore import RunRecord
+
+
+def prepare(config: RunConfig) -> RunPlan:
+    """Load and validate everything before any call: data, prompts, metrics, keys."""
+    if not config.scoring.metrics and config.scoring.judge is None:
+        raise UserInputError("Nothing to score with", "add --metric NAME or --judge SPEC")
+    dataset = load_dataset(config.data, config.mapping)
+    prompts = [load_prompt(p) for p in config.prompts]
+    for prompt in prompts:
+        prompt.check_slots(dataset)
+    metrics = build_metrics(config.scoring.metrics, dataset.iter_samples())
+    check_metrics_against_dataset(metrics, dataset.has_reference)
+    judge_models = config.scoring.judge.models if config.scoring.judge else []
+    check_keys([*config.models, *judge_models])
+    return RunPlan(
+        config=config,
+        dataset=dataset,
+        variants=build_variants(config.models, prompts),
+        metrics=metrics,
+        primary_metric=primary_metric(config.scoring, metrics),
+    )
+
+
+def stored_run(plan: RunPlan, session: Session) -> StoredRun:
+    """The run's record, with every model's current price pinned (a resume charges the same)."""
+    config = plan.config.priced(session.prices)
+    judge = config.scoring.judge
+    return StoredRun(
+        kind="run",
+        data=config.data,
+        dataset_sha256=plan.dataset.content_hash,
+        dataset_has_reference=plan.dataset.has_reference,
+        n_samples=plan.n_samples,
+        primary_metric=plan.primary_metric,
+        repeats=config.repeats,
+        seed=config.seed,
+        models=[m.spec for m in config.models],
+        judges=[m.spec for m in judge.models] if judge else [],
+        variants=[
+            StoredVariant(key=v.key, model=v.model.spec, prompt_hash=v.prompt.hash)
+            for v in plan.variants
+        ],
+        gpu_cost_per_hour=config.gpu_cost_per_hour,
+        local_parallel=config.engine.local_parallel,
+        mapping=config.mapping.model_dump(mode="json"),
+        job=config.model_dump(mode="json"),
+    )
+
+
+def start_run(plan: RunPlan, session: Session) -> str:
+    for variant in plan.variants:
+        session.store.save_text("prompt", variant.prompt.text, variant.prompt.hash)
+    run_id = session.store.create_run(stored_run(plan, session))
+    session.store.save_samples(run_id, plan.iter_samples())
+    return run_id
+
+
+def stored_config(run: RunRecord) -> RunConfig:
+    """The config a benchmark run started with (prices pinned), for a resume."""
+    if run.kind != "run":
+        raise UserInputError(f"Run {run.id} is an {run.kind} run", f"use assay {run.kind} --resume")
+    return RunConfig.model_validate(run.config.job)
+
+
+def check_resumable(plan: RunPlan, run: RunRecord) -> None:
+    if run.config.dataset_sha256 != plan.dataset.content_hash:
+        raise UserInputError(
+            f"{plan.config.data} changed since run {run.id} started",
+            "resume needs the same data; start a new run instead",
+        )
+
+
+async def execute_run(
+    plan: RunPlan, session: Session, run_id: str, progress: ProgressSink | None = None
+) -> RunReport:
+    """Execute what is not yet done, then analyse everything the store holds for the run."""
+    store = session.store
+    done = store.completed_keys(run_id)
+    engine = Engine(
+        plan.config.engine,
+        prices=session.prices,
+        cache=session.cache,
+        spent_before=store.spent(run_id),  # the budget is for the whole run
+    )
+    async with engine:
+        scorer = build_scorer(plan.config.scoring, plan.metrics, engine)
+        ctx = RunContext(run_id, store, engine, scorer, progress or NoProgress())
+        try:
+            outcome = await execute(plan.items(), ctx, done)
+        finally:  # calls paid for items that were never saved count too
+            store.save_spent(run_id, engine.ledger.snapshot())
+    status = "complete" if outcome.stopped_reason is None else "stopped"
+    if outcome.fatal is not None:
+        status = "failed"
+    report = analyse(store, run_id, status, outcome.stopped_reason)
+    store.set_status(run_id, status, report.model_dump(mode="json", by_alias=True))
+    return report

@@ -1,0 +1,71 @@
+"""The benchmark job (``assay run`` and ``assay.api.run``): prepare -> estimate -> execute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from assay.analysis.results import RunReport
+from assay.benchmark import runner
+from assay.benchmark.config import RunConfig
+from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_task
+from assay.evaluation.execute import ProgressSink
+from assay.evaluation.session import Session
+from assay.jobs.lifecycle import ResumeChanges, run_to_end
+from assay.jobs.outputs import Outputs, check_outputs, write_atomic
+
+
+@dataclass(frozen=True)
+class BenchmarkJob:
+    session: Session
+    plan: RunPlan
+    run_id: str
+    outputs: Outputs
+
+    @classmethod
+    def prepare(
+        cls, session: Session, config: RunConfig, outputs: Outputs = Outputs()
+    ) -> BenchmarkJob:
+        """Validate everything and start the run (prices pinned); no model call yet."""
+        check_outputs(outputs, _inputs(config, session))
+        plan = runner.prepare(config)
+        return cls(session, plan, runner.start_run(plan, session), outputs)
+
+    @classmethod
+    def resume(
+        cls,
+        session: Session,
+        run_id: str,
+        changes: ResumeChanges = ResumeChanges(),
+        outputs: Outputs = Outputs(),
+    ) -> BenchmarkJob:
+        """Continue a stored run with its own config; ``changes`` may raise the budget or
+        change concurrency, nothing else."""
+        run = session.store.get_run(run_id)
+        stored = runner.stored_config(run)
+        config = stored.model_copy(update={"engine": changes.apply(stored.engine)})
+        check_outputs(outputs, _inputs(config, session))
+        plan = runner.prepare(config)
+        runner.check_resumable(plan, run)
+        return cls(session, plan, run.id, outputs)
+
+    def estimate(self) -> list[Estimate]:
+        """Worst-case calls, tokens and dollars for the whole run, task and judge."""
+        prices = self.session.prices
+        return [*estimate_task(self.plan, prices), *estimate_judge(self.plan, prices)]
+
+    def completed(self) -> set[tuple[str, str, int]]:
+        """The (variant, sample, repeat) keys already done: a resume skips them."""
+        return self.session.store.completed_keys(self.run_id)
+
+    def execute(self, progress: ProgressSink | None = None) -> RunReport:
+        """Run what is not done yet and analyse the whole run; writes ``outputs.results``."""
+        work = runner.execute_run(self.plan, self.session, self.run_id, progress)
+        report = run_to_end(work, self.session.store, self.run_id, "run")
+        if self.outputs.results is not None:
+            write_atomic(self.outputs.results, report.to_json() + "\n")
+        return report
+
+
+def _inputs(config: RunConfig, session: Session) -> list[str | Path]:
+    return [config.data, *config.prompts, session.store.path]
