@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from perf.common import REPO_ROOT, ServerProcess, child_env, machine_line, print_table
 
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine_line())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     rows = []
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="assay-cache-") as tmp,
         ServerProcess(args.delay, text="positive") as server,

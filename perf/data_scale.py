@@ -31,6 +31,7 @@ import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from perf.cache_rerun import ASSAY, write_dataset, write_prompt
 from perf.common import ServerProcess, child_env, machine_line, print_table
@@ -130,11 +131,8 @@ def traced_side_run(data: Path, store: Path, run_id: str, top: int) -> dict[str,
         snapshots.append(tracemalloc.take_snapshot())
         return value
 
-    run_analysis.tally = tally_and_snapshot
-    try:
+    with patch.object(run_analysis, "tally", tally_and_snapshot):
         run_analysis.analyse(store_obj, run_id)
-    finally:
-        run_analysis.tally = original_tally
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     out["analyse"] = {"current_mib": current / 2**20, "peak_mib": peak / 2**20}

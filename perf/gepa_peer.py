@@ -130,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     # gepa 0.1.4 batches task requests only through litellm's LM (``adapter._lm``); with a plain
     # callable it sends them one at a time. Give it the client's thread-pool ``batch_complete``.
-    adapter._lm = client  # type: ignore[assignment]
+    adapter._lm = client
     per_iteration = 2 * MINIBATCH + 1 + len(val)
 
     def over_budget(state: Any) -> bool:
-        return client.total() + per_iteration > args.max_calls
+        return bool(client.total() + per_iteration > args.max_calls)
 
     # Stripped, as Assay loads a prompt file: a trailing newline changes SmolLM2's replies.
     seed_prompt = args.prompt.read_text().replace("\r\n", "\n").strip()

@@ -53,7 +53,7 @@ def make_engine(
     **config: object,
 ) -> Engine:
     retry = config.pop("retry", RetryPolicy(max_attempts=3, base_delay_s=0.01))
-    cfg = EngineConfig(retry=retry, **config)  # type: ignore[arg-type]
+    cfg = EngineConfig(retry=retry, **config)
     cache = ResponseCache(tmp_path / "cache.sqlite") if tmp_path is not None else None
     return Engine(
         cfg,
@@ -67,5 +67,5 @@ def make_engine(
 def user_request(text: str = "hello", **params: object) -> Request:
     return Request(
         messages=(Message(role="user", content=text),),
-        params=GenerationParams(**params),  # type: ignore[arg-type]
+        params=GenerationParams(**params),
     )

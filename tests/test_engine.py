@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,7 +150,9 @@ async def test_cache_hit_on_identical_request_keeps_usage(tmp_path: Path) -> Non
         {"extra": {"presence_penalty": 0.1}},
     ],
 )
-async def test_cache_misses_when_any_parameter_changes(tmp_path: Path, change: dict) -> None:
+async def test_cache_misses_when_any_parameter_changes(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
     with ScriptedServer(constant(reply("x"))) as srv:
         async with make_engine(tmp_path) as engine:
             await engine.complete(compat_model(srv), user_request())

@@ -24,8 +24,9 @@ def sample(reference: str | None = None, **fields: object) -> Sample:
     return Sample(id="s1", line=1, reference=reference, fields=dict(fields))
 
 
-def value(spec: str, output: str, reference: str | None = None, **kwargs: object) -> float | None:
-    return build_metric(spec, **kwargs)(sample(reference), output).value  # type: ignore[arg-type]
+def value(spec: str, output: str, reference: str | None = None) -> float | None:
+    result: float | None = build_metric(spec)(sample(reference), output).value
+    return result
 
 
 # --- Score --------------------------------------------------------------------------------

@@ -111,10 +111,10 @@ def test_no_test_sample_reaches_any_model_during_the_loop(tmp_path: Path) -> Non
     with ScriptedServer(zoo) as srv:
         result = run_optimize(srv, data, "--max-iterations", "2")
     store = RunStore.open(os.environ["ASSAY_STORE"])
-    split = store.get_run(result["run_id"]).config.split
+    stored = store.get_run(result["run_id"]).config
     samples = {s.id: s for s in load_dataset(data).samples}
-    test_texts = {samples[i].input_text() for i in split["test"]}
-    held_out = test_texts | {samples[i].input_text() for i in split["val"]}
+    test_texts = {samples[i].input_text() for i in stored.split_ids("test")}
+    held_out = test_texts | {samples[i].input_text() for i in stored.split_ids("val")}
     last_reasoner = max(i for i, (model, _, _) in enumerate(zoo.log) if model == "reasoner")
     first_test = min(i for i, (_, _, text) in enumerate(zoo.log) if text in test_texts)
     assert first_test > last_reasoner  # test rows are touched only after the loop

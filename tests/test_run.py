@@ -48,7 +48,7 @@ def zoo_config(srv: ScriptedServer, limit: int, **kw: object) -> RunConfig:
         scoring=ScoringConfig(metrics=["label"]),
         limit=limit,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_table_values_match_what_the_server_did(tmp_path: Path) -> None:
@@ -59,12 +59,13 @@ def test_table_values_match_what_the_server_did(tmp_path: Path) -> None:
     for model in ("acc90", "acc60"):
         answered = [ok for (m, _), ok in zoo.correct.items() if m == model]
         assert len(answered) == 40
-        assert by[model].score is not None
-        assert by[model].score.mean == pytest.approx(sum(answered) / 40)
+        score = by[model].score
+        assert score is not None
+        assert score.mean == pytest.approx(sum(answered) / 40)
         price = PRICES[model]
         per_request = (40 * price.input_per_mtok + 2 * price.output_per_mtok) / 1e6
         assert by[model].cost_per_1k_usd == pytest.approx(per_request * 1000)
-        assert by[model].n_errors == 0 and by[model].score.n_scored == 40
+        assert by[model].n_errors == 0 and score.n_scored == 40
     assert by["acc90"].latency_p50_ms is not None and by["acc60"].latency_p50_ms is not None
     # The server's delay is a floor for latency; the ordering holds whatever the machine load.
     assert by["acc90"].latency_p50_ms >= 200

@@ -152,15 +152,15 @@ def strategy_config(
 
 
 def split_of(result: OptimizeResult, data: Path) -> dict[str, list[Sample]]:
-    ids = RunStore.open(os.environ["ASSAY_STORE"]).get_run(result.run_id).config.split
+    stored = RunStore.open(os.environ["ASSAY_STORE"]).get_run(result.run_id).config
     samples = {s.id: s for s in load_dataset(data).samples}
-    return {part: [samples[i] for i in ids[part]] for part in ("train", "val", "test")}
+    return {part: [samples[i] for i in stored.split_ids(part)] for part in ("train", "val", "test")}
 
 
 def sample(i: int, text: str, label: str | None = "positive") -> Sample:
     return Sample(
         id=f"s{i}", line=i, messages=({"role": "user", "content": text},), reference=label
-    )  # type: ignore[arg-type]
+    )
 
 
 # --------------------------------------------------------------------------- structural
@@ -359,7 +359,7 @@ def test_pareto_keeps_a_candidate_only_if_it_is_best_on_some_item() -> None:
         "d": {"1": 0.0, "2": 0.0, "3": 0.0, "4": None},  # wins nothing
     }
     assert survivors(scores) == {"a": 2, "b": 2}
-    only_ties = {"x": {"1": 0.0}, "y": {"1": 0.0}}
+    only_ties: dict[str, dict[str, float | None]] = {"x": {"1": 0.0}, "y": {"1": 0.0}}
     assert len(survivors(only_ties)) == 1  # nobody wins anything: keep one, not none
     rng = random.Random(3)
     picks = [pick_parent({"a": 3, "b": 1}, rng) for _ in range(400)]
