@@ -61,7 +61,7 @@ def config(data: Path, strategy: str, args: argparse.Namespace) -> object:
     from assay.data import demo_path
     from assay.engine.engine import Budget, EngineConfig
     from assay.evaluation.config import ScoringConfig
-    from assay.optimize.config import OptimizeConfig, StopRules
+    from assay.optimizer.config import OptimizeConfig, StopRules
     from assay.providers.specs import resolve_model
     from assay.records import GenerationParams
 
@@ -81,7 +81,7 @@ def config(data: Path, strategy: str, args: argparse.Namespace) -> object:
 
 def run_one(data: Path, strategy: str, args: argparse.Namespace) -> Row:
     from assay.jobs import OptimizeJob, Session
-    from assay.optimize.config import OptimizeConfig
+    from assay.optimizer.config import OptimizeConfig
 
     cfg = config(data, strategy, args)
     assert isinstance(cfg, OptimizeConfig)

@@ -13,7 +13,7 @@ from assay.data import demo_path
 from assay.engine.engine import Budget, EngineConfig
 from assay.errors import UserInputError
 from assay.evaluation.config import ScoringConfig
-from assay.optimize.config import OptimizeConfig, StopRules
+from assay.optimizer.config import OptimizeConfig, StopRules
 from assay.records import GenerationParams
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer

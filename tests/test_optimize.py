@@ -14,8 +14,8 @@ import pytest
 
 from assay.data import demo_path, load_dataset
 from assay.data.prompts import load_prompt
-from assay.optimize.config import SplitConfig
-from assay.optimize.split import split_samples
+from assay.optimizer.config import SplitConfig
+from assay.optimizer.split import split_samples
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset

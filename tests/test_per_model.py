@@ -11,7 +11,7 @@ from typing import ClassVar
 from assay.data import demo_path
 from assay.data.prompts import load_prompt
 from assay.engine.engine import Budget
-from assay.optimize.per_model import output_path, split_budget
+from assay.optimizer.per_model import output_path, split_budget
 from assay.store.runstore import RunStore
 from assay.testing import Action, ChatRequest, ScriptedServer, reply
 from tests.optimize_helpers import FLIP, MAGIC, OptimizeZoo, proposal, small_dataset

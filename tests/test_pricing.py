@@ -256,7 +256,7 @@ def test_bundled_entries_are_complete() -> None:
 
 
 def test_bundled_file_states_where_figures_come_from() -> None:
-    raw = Path(__file__).parents[1] / "src/assay/engine/prices.json"
+    raw = Path(__file__).parents[1] / "src/assay/prices.json"
     note = json.loads(raw.read_text(encoding="utf-8"))["note"]
     assert "--prices" in note
     assert PriceTable.bundled().note == note

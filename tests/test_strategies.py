@@ -24,13 +24,13 @@ from assay.data.prompts import SLOT, PromptTemplate, load_prompt
 from assay.engine.engine import Budget, EngineConfig
 from assay.evaluation.config import ScoringConfig
 from assay.jobs import Session
-from assay.optimize import loop
-from assay.optimize.config import OptimizeConfig, StopRules
-from assay.optimize.context import LoopState
-from assay.optimize.estimate import estimate
-from assay.optimize.records import IterationRecord, OptimizeResult
-from assay.optimize.split import Split
-from assay.optimize.strategies.auto import (
+from assay.optimizer import loop
+from assay.optimizer.config import OptimizeConfig, StopRules
+from assay.optimizer.context import LoopState
+from assay.optimizer.estimate import estimate
+from assay.optimizer.records import IterationRecord, OptimizeResult
+from assay.optimizer.split import Split
+from assay.optimizer.strategies.auto import (
     Phase,
     fallback,
     parse_choice,
@@ -38,16 +38,16 @@ from assay.optimize.strategies.auto import (
     phase_share,
     phases,
 )
-from assay.optimize.strategies.duel import DuelPool, choose_pair
-from assay.optimize.strategies.fewshot import (
+from assay.optimizer.strategies.duel import DuelPool, choose_pair
+from assay.optimizer.strategies.fewshot import (
     EXAMPLES_HEADER,
     batch_and_pool,
     candidate_sets,
     split_examples,
     with_examples,
 )
-from assay.optimize.strategies.pareto import ParetoStrategy, pick_parent, survivors
-from assay.optimize.strategies.structural import ANCHOR, layout_variants
+from assay.optimizer.strategies.pareto import ParetoStrategy, pick_parent, survivors
+from assay.optimizer.strategies.structural import ANCHOR, layout_variants
 from assay.pricing import PriceTable
 from assay.records import Sample
 from assay.scoring.judge import JudgeConfig

@@ -6,10 +6,10 @@ import pytest
 
 from assay.errors import UserInputError
 from assay.evaluation.config import ScoringConfig
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.estimate import reasoning_calls, step_task_calls
-from assay.optimize.strategies import STRATEGY_TYPES, duel, fewshot, strategy_menu, structural
-from assay.optimize.strategies.duel import DuelStrategy
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.estimate import reasoning_calls, step_task_calls
+from assay.optimizer.strategies import STRATEGY_TYPES, duel, fewshot, strategy_menu, structural
+from assay.optimizer.strategies.duel import DuelStrategy
 from assay.providers.specs import resolve_model
 from assay.scoring.judge import JudgeConfig
 

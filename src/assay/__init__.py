@@ -15,7 +15,7 @@ _EXPORTS = {
     "run": "assay.api",
     "optimize": "assay.api",
     "RunConfig": "assay.benchmark.config",
-    "OptimizeConfig": "assay.optimize.config",
+    "OptimizeConfig": "assay.optimizer.config",
     "ScoringConfig": "assay.evaluation.config",
     "ResumeChanges": "assay.jobs.lifecycle",
     "JobInterrupted": "assay.jobs.lifecycle",
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assay.benchmark.config import RunConfig
     from assay.evaluation.config import ScoringConfig
     from assay.jobs.lifecycle import JobInterrupted, ResumeChanges
-    from assay.optimize.config import OptimizeConfig
+    from assay.optimizer.config import OptimizeConfig
     from assay.providers.specs import resolve_model
 
 

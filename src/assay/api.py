@@ -21,9 +21,9 @@ from assay.benchmark.config import RunConfig
 from assay.errors import UserInputError
 from assay.evaluation.execute import ProgressSink
 from assay.jobs import BenchmarkJob, OptimizeJob, Outputs, ResumeChanges, Session
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.loop import Reporter
-from assay.optimize.records import OptimizeResult
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.loop import Reporter
+from assay.optimizer.records import OptimizeResult
 
 PathLike = str | Path
 

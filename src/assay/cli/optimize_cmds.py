@@ -14,8 +14,8 @@ from assay.cli.lazy_help import lazy_help, metrics_section
 if TYPE_CHECKING:
     from assay.cli.optimize_render import ConsoleReporter
     from assay.jobs import OptimizeJob, Outputs, PerModelOptimizeJob
-    from assay.optimize.config import OptimizeConfig, SplitConfig
-    from assay.optimize.records import IterationRecord
+    from assay.optimizer.config import OptimizeConfig, SplitConfig
+    from assay.optimizer.records import IterationRecord
     from assay.records import ModelConfig
 
 OPTIMIZE_HELP = """Optimize a prompt for one model: evaluate, diagnose, rewrite, verify.
@@ -43,7 +43,7 @@ each, the budget split evenly), then compares every model with its own best prom
 
 
 def _help() -> str:
-    from assay.optimize.strategies import strategy_menu
+    from assay.optimizer.strategies import strategy_menu
 
     strategies = (
         "[bold]Strategies[/bold] (--strategy; every candidate is accepted only on val)\n\n"
@@ -113,7 +113,7 @@ class SearchOptions:
         from pydantic import ValidationError
 
         from assay.errors import UserInputError
-        from assay.optimize.config import SplitConfig
+        from assay.optimizer.config import SplitConfig
 
         try:
             train, val, test = (float(x) for x in self.split.split(","))
@@ -173,7 +173,7 @@ def _refuse_per_model_resume(per_model: bool) -> None:
 
 
 def _config(flags: OptimizeFlags) -> tuple[OptimizeConfig, list[ModelConfig]]:
-    from assay.optimize.config import Acceptance, OptimizeConfig, StopRules
+    from assay.optimizer.config import Acceptance, OptimizeConfig, StopRules
 
     args, search, seed = flags.args, flags.search, flags.generation.seed
     data, prompt, models = _require(flags)

@@ -12,12 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.cli.render import usd
-from assay.optimize.records import IterationRecord, OptimizeResult
+from assay.optimizer.records import IterationRecord, OptimizeResult
 
 if TYPE_CHECKING:
-    from assay.optimize.estimate import CallEstimate
-    from assay.optimize.loop import Prepared
-    from assay.optimize.per_model import PerModelReport
+    from assay.optimizer.estimate import CallEstimate
+    from assay.optimizer.loop import Prepared
+    from assay.optimizer.per_model import PerModelReport
     from assay.store.runstore import RunStore
 
 console = Console()
@@ -144,7 +144,7 @@ def _accepted_changes(records: list[IterationRecord]) -> None:
 
 def per_model_summary(report: PerModelReport, as_json: bool) -> None:
     from assay.cli import render
-    from assay.optimize.per_model import as_run_report
+    from assay.optimizer.per_model import as_run_report
 
     if as_json:
         print(report.to_json())

@@ -42,7 +42,7 @@ def runs_command(
 
     from assay.store.runstore import RunStore
 
-    runs = RunStore.open(store).list_runs(limit) if _exists(store) else []
+    runs = RunStore.open(store).list_runs(limit) if RunStore.exists(store) else []
     rows = [_run_row(r) for r in runs]
     if json_out:
         print(json.dumps(rows, indent=2))
@@ -56,12 +56,6 @@ def runs_command(
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("id", "kind", "status", "created", "models", "data")))
     Console().print(table)
-
-
-def _exists(store: Path | None) -> bool:
-    from assay.store.runstore import store_dir
-
-    return (store_dir(store) / "runs.sqlite").is_file()
 
 
 def _run_row(run: RunRecord) -> dict[str, object]:

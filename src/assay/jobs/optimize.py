@@ -11,11 +11,11 @@ from assay.errors import UserInputError
 from assay.evaluation.session import Session
 from assay.jobs.lifecycle import ResumeChanges, run_to_end
 from assay.jobs.outputs import Outputs, check_outputs, write_atomic
-from assay.optimize import loop, per_model
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.estimate import CallEstimate, estimate
-from assay.optimize.per_model import PerModelReport
-from assay.optimize.records import OptimizeResult
+from assay.optimizer import loop, per_model
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.estimate import CallEstimate, estimate
+from assay.optimizer.per_model import PerModelReport
+from assay.optimizer.records import OptimizeResult
 from assay.records import ModelConfig
 
 ReporterFor = Callable[[str], loop.Reporter]

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assay.errors import UserInputError
+from assay.pricing import parse_price
 from assay.providers.specs import resolve_model
 from assay.records import ModelConfig
 
@@ -54,8 +55,6 @@ def _parse(p: Path) -> Any:
 
 
 def _entry(p: Path, index: int, raw: Any) -> ModelConfig:
-    from assay.pricing import parse_price
-
     where = f"{p}: model #{index}"
     try:
         entry = ModelEntry.model_validate(raw)

@@ -31,6 +31,7 @@ _T = TypeVar("_T")
 
 STORE_ENV = "ASSAY_STORE"
 DEFAULT_STORE_DIR = ".assay"
+STORE_FILE = "runs.sqlite"
 _SAMPLES_BATCH = 1_000  # rows per insert: a streamed dataset is never held whole
 
 
@@ -145,12 +146,17 @@ class RunStore:
     def open(cls, directory: str | Path | None = None, *, create: bool = True) -> RunStore:
         """``create=False`` for commands that only read: a missing store is an error, not a
         new empty file."""
-        path = store_dir(directory) / "runs.sqlite"
+        path = store_dir(directory) / STORE_FILE
         if not create and not path.is_file():
             raise UserInputError(
                 f"No run store at {path}", "list runs with: assay runs, or pass --store DIR"
             )
         return cls(path)
+
+    @staticmethod
+    def exists(directory: str | Path | None = None) -> bool:
+        """Whether a store has been created there (read-only commands never create one)."""
+        return (store_dir(directory) / STORE_FILE).is_file()
 
     def create_run(self, record: StoredRun) -> str:
         run_id = new_run_id()

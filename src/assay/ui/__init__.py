@@ -16,6 +16,7 @@ import ipaddress
 from pathlib import Path
 
 from assay.errors import UserInputError
+from assay.store.runstore import RunStore
 from assay.ui.server import DashboardServer
 
 __all__ = ["DashboardServer", "is_loopback", "make_server"]
@@ -36,7 +37,7 @@ def make_server(
     store_dir: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, allow_writes: bool = False
 ) -> DashboardServer:
     """Bind (``port=0``: any free port) without serving yet; the store must already exist."""
-    if not (store_dir / "runs.sqlite").exists():
+    if not RunStore.exists(store_dir):
         raise UserInputError(
             f"No run store in {store_dir}", "run assay run first, or pass --store DIR"
         )

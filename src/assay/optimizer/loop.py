@@ -18,13 +18,13 @@ from assay.evaluation.config import primary_metric
 from assay.evaluation.execute import RunContext
 from assay.evaluation.scoring import build_scorer
 from assay.evaluation.session import Session
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.evaluate import Evaluation, Evaluator
-from assay.optimize.records import IterationRecord, OptimizeResult, Spend, SplitInfo, TestScores
-from assay.optimize.split import Split, split_samples
-from assay.optimize.strategies import STRATEGY_TYPES, Strategy
-from assay.optimize.strategies.common import train_batch
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.evaluate import Evaluation, Evaluator
+from assay.optimizer.records import IterationRecord, OptimizeResult, Spend, SplitInfo, TestScores
+from assay.optimizer.split import Split, split_samples
+from assay.optimizer.strategies import STRATEGY_TYPES, Strategy
+from assay.optimizer.strategies.common import train_batch
 from assay.providers.specs import check_keys
 from assay.records import Request, Sample
 from assay.scoring.metrics import Metric, build_metrics, check_metrics_against_dataset

@@ -22,10 +22,10 @@ from assay.analysis.summary import SUMMARY_DETAILS, VariantSummary, VariantTally
 from assay.data.prompts import PromptTemplate
 from assay.engine.engine import Budget
 from assay.evaluation.session import Session
-from assay.optimize import loop
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.evaluate import variant_key
-from assay.optimize.records import OptimizeResult, Spend, SplitInfo
+from assay.optimizer import loop
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.evaluate import variant_key
+from assay.optimizer.records import OptimizeResult, Spend, SplitInfo
 from assay.records import ModelConfig
 from assay.scoring.stats import Aggregate, PairedComparison
 

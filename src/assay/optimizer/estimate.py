@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from assay.optimize.strategies import STRATEGY_TYPES
+from assay.optimizer.strategies import STRATEGY_TYPES
 from assay.pricing import PriceTable, cost_usd
 
 if TYPE_CHECKING:
-    from assay.optimize.loop import Prepared
+    from assay.optimizer.loop import Prepared
 
 CHARS_PER_TOKEN = 4
 

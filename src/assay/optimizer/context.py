@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from assay.data.prompts import PromptTemplate
 from assay.engine.engine import Engine
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.evaluate import EvaluateFn, Evaluation
-from assay.optimize.records import IterationRecord, Spend
-from assay.optimize.split import Split
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.evaluate import EvaluateFn, Evaluation
+from assay.optimizer.records import IterationRecord, Spend
+from assay.optimizer.split import Split
 from assay.store.runstore import RunStore
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assay.errors import UserInputError
-from assay.optimize.config import SplitConfig
+from assay.optimizer.config import SplitConfig
 from assay.records import Sample
 
 MAX_STRATA = 20  # more distinct references than this: free text, not labels

@@ -6,9 +6,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.records import IterationRecord
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.records import IterationRecord
 
 
 class Strategy(ABC):

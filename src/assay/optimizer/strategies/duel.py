@@ -18,15 +18,15 @@ from typing import Any
 
 from assay.data.prompts import PromptTemplate
 from assay.errors import ProviderError, UserInputError
-from assay.optimize.config import OptimizeConfig
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.guards import check_candidate
-from assay.optimize.reasoner import Example
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import verify
-from assay.optimize.strategies.pareto import reflect
-from assay.optimize.strategies.structural import layout_variants, tried_hashes, usable
+from assay.optimizer.config import OptimizeConfig
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.guards import check_candidate
+from assay.optimizer.reasoner import Example
+from assay.optimizer.records import IterationRecord, prompt_diff
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import verify
+from assay.optimizer.strategies.pareto import reflect
+from assay.optimizer.strategies.structural import layout_variants, tried_hashes, usable
 from assay.records import Request, Sample
 from assay.scoring.judge import JudgeConfig
 from assay.scoring.judge_parse import Winner

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from assay.data.prompts import PromptTemplate
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.reasoner import Example, ProposalOutcome, build_messages, propose
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import failing_examples, train_batch, verify
-from assay.optimize.strategies.iterative import IterativeStrategy
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.reasoner import Example, ProposalOutcome, build_messages, propose
+from assay.optimizer.records import IterationRecord, prompt_diff
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import failing_examples, train_batch, verify
+from assay.optimizer.strategies.iterative import IterativeStrategy
 from assay.records import GenerationParams
 
 Scores = dict[str, dict[str, float | None]]  # candidate -> item -> value

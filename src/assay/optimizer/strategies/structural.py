@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assay.data.prompts import SLOT, PromptTemplate
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.evaluate import Evaluation
-from assay.optimize.guards import check_candidate
-from assay.optimize.reasoner import CHARS_PER_TOKEN, build_messages, propose
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import failing_examples, train_batch, verify
-from assay.optimize.strategies.fewshot import split_examples
-from assay.optimize.strategies.iterative import IterativeStrategy
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.evaluate import Evaluation
+from assay.optimizer.guards import check_candidate
+from assay.optimizer.reasoner import CHARS_PER_TOKEN, build_messages, propose
+from assay.optimizer.records import IterationRecord, prompt_diff
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import failing_examples, train_batch, verify
+from assay.optimizer.strategies.fewshot import split_examples
+from assay.optimizer.strategies.iterative import IterativeStrategy
 from assay.records import GenerationParams, Message, Sample
 
 ANCHOR = "The input follows; answer about it:"

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 from assay.data.prompts import SLOT, PromptTemplate
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.evaluate import Evaluation
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import verify
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.evaluate import Evaluation
+from assay.optimizer.records import IterationRecord, prompt_diff
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import verify
 from assay.records import Sample
 
 EXAMPLES_HEADER = "## Examples"

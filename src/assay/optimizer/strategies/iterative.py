@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from assay.data.prompts import PromptTemplate
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.reasoner import Example, LogEntry, ReasonerInput, build_messages, propose
-from assay.optimize.records import IterationRecord, prompt_diff
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import (
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.reasoner import Example, LogEntry, ReasonerInput, build_messages, propose
+from assay.optimizer.records import IterationRecord, prompt_diff
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import (
     failing_examples,
     outcome_text,
     train_batch,

@@ -12,13 +12,13 @@ the configuration. Adding a strategy means one module here and one entry in ``ST
 
 from __future__ import annotations
 
-from assay.optimize.strategies.auto import AutoStrategy
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.duel import DuelStrategy
-from assay.optimize.strategies.fewshot import FewShotStrategy
-from assay.optimize.strategies.iterative import IterativeStrategy
-from assay.optimize.strategies.pareto import ParetoStrategy
-from assay.optimize.strategies.structural import StructuralStrategy
+from assay.optimizer.strategies.auto import AutoStrategy
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.duel import DuelStrategy
+from assay.optimizer.strategies.fewshot import FewShotStrategy
+from assay.optimizer.strategies.iterative import IterativeStrategy
+from assay.optimizer.strategies.pareto import ParetoStrategy
+from assay.optimizer.strategies.structural import StructuralStrategy
 
 STRATEGY_TYPES: dict[str, type[Strategy]] = {
     AutoStrategy.name: AutoStrategy,

@@ -6,11 +6,11 @@ import math
 import random
 
 from assay.data.prompts import PromptTemplate
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.evaluate import Evaluation
-from assay.optimize.guards import check_candidate
-from assay.optimize.reasoner import Example
-from assay.optimize.records import IterationRecord
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.evaluate import Evaluation
+from assay.optimizer.guards import check_candidate
+from assay.optimizer.reasoner import Example
+from assay.optimizer.records import IterationRecord
 from assay.records import Sample
 
 

@@ -19,16 +19,16 @@ from collections import Counter
 from dataclasses import dataclass
 
 from assay.errors import ProviderError
-from assay.optimize.context import LoopState, OptimizeContext
-from assay.optimize.reasoner import CHARS_PER_TOKEN, Example
-from assay.optimize.records import IterationRecord
-from assay.optimize.strategies.base import Strategy
-from assay.optimize.strategies.common import failing_examples, train_batch
-from assay.optimize.strategies.duel import DuelStrategy
-from assay.optimize.strategies.fewshot import FewShotStrategy
-from assay.optimize.strategies.iterative import IterativeStrategy
-from assay.optimize.strategies.pareto import ParetoStrategy
-from assay.optimize.strategies.structural import StructuralStrategy
+from assay.optimizer.context import LoopState, OptimizeContext
+from assay.optimizer.reasoner import CHARS_PER_TOKEN, Example
+from assay.optimizer.records import IterationRecord
+from assay.optimizer.strategies.base import Strategy
+from assay.optimizer.strategies.common import failing_examples, train_batch
+from assay.optimizer.strategies.duel import DuelStrategy
+from assay.optimizer.strategies.fewshot import FewShotStrategy
+from assay.optimizer.strategies.iterative import IterativeStrategy
+from assay.optimizer.strategies.pareto import ParetoStrategy
+from assay.optimizer.strategies.structural import StructuralStrategy
 from assay.records import GenerationParams, Message, Request
 from assay.scoring.judge_parse import strip_reasoning
 
@@ -200,7 +200,7 @@ class AutoStrategy(Strategy):
     def step_task_calls(cls, batch: int) -> int:
         """Any phase may run any other strategy, so a step costs at most the dearest of them."""
         # Imported here: the registry imports this module.
-        from assay.optimize.strategies import STRATEGY_TYPES
+        from assay.optimizer.strategies import STRATEGY_TYPES
 
         others = (t for name, t in STRATEGY_TYPES.items() if name != cls.name)
         return max(t.step_task_calls(batch) for t in others)
