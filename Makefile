@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LINTED := src tests perf scripts
 
-.PHONY: demo test lint perf
+.PHONY: demo test lint perf screenshots
 
 demo: $(VENV)/.installed
 	$(BIN)/assay run --demo
@@ -20,6 +20,10 @@ lint: $(VENV)/.installed-test
 perf: $(VENV)/.installed-test
 	$(BIN)/python -m perf.engine_throughput
 	$(BIN)/python -m perf.startup
+
+# Regenerate docs/screenshots (the test suite itself writes its screenshots to a temporary folder).
+screenshots: $(VENV)/.installed-test
+	ASSAY_SCREENSHOTS=docs/screenshots $(BIN)/pytest -m browser tests/test_report.py tests/test_ui.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

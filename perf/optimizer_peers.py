@@ -51,7 +51,7 @@ from urllib.request import urlopen
 from perf.common import REPO_ROOT, child_env, machine_line, print_table, start_child, stop_child
 
 ASSAY = REPO_ROOT / ".venv" / "bin" / "assay"
-GEPA_PEER = REPO_ROOT / "bench" / "gepa_peer.py"
+GEPA_PEER = REPO_ROOT / "perf" / "gepa_peer.py"
 DEMO = REPO_ROOT / "src" / "assay" / "data" / "demo"
 TOOLS = ("assay", "reflex", "gepa")
 KEYS = ("messages", "temperature", "max_tokens", "top_p", "seed", "stop")

@@ -53,6 +53,8 @@ def _root(
 
 
 def _register() -> None:
+    if app.registered_commands:  # main() ran before in this process (tests run it in-process)
+        return
     from assay.cli import (
         data_cmds,
         judge_cmds,

@@ -69,7 +69,9 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         line = f" (quality vs {axis}): {', '.join(front) or '–'}"
         console.print(Text.assemble(("Pareto front", "bold"), line))
     choice, _, rest = report.recommendation.partition(". ")
-    console.print(Text.assemble((choice + ".", "bold"), f" {rest}" if rest else ""))
+    console.print(
+        Text.assemble((choice.removesuffix(".") + ".", "bold"), f" {rest}" if rest else "")
+    )
     if report.stopped_reason:
         # --max-cost covers the whole run, resumes included: continuing needs a higher one
         raise_budget = (
@@ -89,7 +91,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
     has_judge = primary == "judge"
     self_host = any(v.self_hosting_cost_per_1k_usd is not None for v in variants)
     table = Table(
-        title=f"Results (score = {primary}, mean with 95% CI)",
+        title=Text(f"Results (score = {primary}, mean with 95% CI)", style="table.title"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -169,7 +171,7 @@ def comparisons_table(report: RunReport) -> Table:
 def samples_table(results: Sequence[ResultRecord], primary: str, failures_only: bool) -> None:
     table = Table(title="Responses", title_justify="left", show_lines=True)
     for col in ("sample", "variant", "response", primary, "reason"):
-        table.add_column(col, overflow="fold")
+        table.add_column(Text(col), overflow="fold")  # the metric's name is not markup
     for r in results:
         score = r.scores.get(primary)
         if failures_only and score is not None and score.is_scored and (score.value or 0) >= 1:

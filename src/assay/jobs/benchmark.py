@@ -12,7 +12,7 @@ from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_tas
 from assay.evaluation.execute import ProgressSink
 from assay.evaluation.session import Session
 from assay.jobs.lifecycle import ResumeChanges, run_to_end
-from assay.jobs.outputs import Outputs, check_outputs, write_atomic
+from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class BenchmarkJob:
         cls, session: Session, config: RunConfig, outputs: Outputs = Outputs()
     ) -> BenchmarkJob:
         """Validate everything and start the run (prices pinned); no model call yet."""
+        config = config.model_copy(
+            update={"data": absolute(config.data), "prompts": [absolute(p) for p in config.prompts]}
+        )
         check_outputs(outputs, _inputs(config, session))
         plan = runner.prepare(config)
         return cls(session, plan, runner.start_run(plan, session), outputs)

@@ -10,7 +10,7 @@ from pathlib import Path
 from assay.errors import UserInputError
 from assay.evaluation.session import Session
 from assay.jobs.lifecycle import ResumeChanges, run_to_end
-from assay.jobs.outputs import Outputs, check_outputs, write_atomic
+from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 from assay.optimizer import loop, per_model
 from assay.optimizer.config import OptimizeConfig
 from assay.optimizer.estimate import CallEstimate, estimate
@@ -33,6 +33,7 @@ class OptimizeJob:
         cls, session: Session, config: OptimizeConfig, outputs: Outputs = Outputs()
     ) -> OptimizeJob:
         """Validate everything, split the data and start the run (prices pinned)."""
+        config = _absolute(config)
         check_outputs(outputs, _inputs(config, session))
         prepared = loop.prepare(config)
         return cls(session, prepared, loop.start(prepared, session), outputs)
@@ -94,7 +95,7 @@ class PerModelOptimizeJob:
         """Every model's run is validated before any call."""
         if len(models) < 2:
             raise UserInputError("--per-model needs two or more models", "pass -m A -m B")
-        configs = per_model.per_model_configs(config, models)
+        configs = per_model.per_model_configs(_absolute(config), models)
         names = per_model.labels(configs)
         prompts = [per_model.output_path(outputs.prompt, n) for n in names]
         check_outputs(
@@ -132,6 +133,12 @@ class PerModelOptimizeJob:
         result = run_to_end(work, self.session.store, run_id, "optimize")
         write_result(result, Outputs(prompt=per_model.output_path(self.outputs.prompt, name)))
         return result
+
+
+def _absolute(config: OptimizeConfig) -> OptimizeConfig:
+    return config.model_copy(
+        update={"data": absolute(config.data), "prompt": absolute(config.prompt)}
+    )
 
 
 def _inputs(config: OptimizeConfig, session: Session) -> list[str | Path]:

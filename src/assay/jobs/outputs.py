@@ -48,6 +48,12 @@ def _check_writable(path: Path) -> None:
         raise UserInputError(f"Cannot write {path}: it is a directory", "give a file path")
 
 
+def absolute(path: str) -> str:
+    """Inputs are recorded as absolute paths, so a resume from another folder finds them and
+    the CLI and the API record the same run."""
+    return str(Path(path).expanduser().resolve())
+
+
 def _resolved(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 

@@ -71,7 +71,7 @@ class Evaluator:
         request = self.request_for(variant.prompt, sample)
         self.sent_sample_ids.add(sample.id)
         result = await run_item(WorkItem(variant, sample, 0, request), self.ctx)
-        self.ctx.store.save_result(result)
+        self.ctx.store.save_result(result, self.ctx.engine.ledger.snapshot())
         self._known[(variant.key, sample.id)] = result
 
 

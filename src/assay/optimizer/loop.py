@@ -12,7 +12,7 @@ from typing import Protocol
 
 from assay.data.datasets import Dataset, load_dataset
 from assay.data.prompts import PromptTemplate, load_prompt
-from assay.engine.engine import Budget, Engine
+from assay.engine.engine import Engine
 from assay.errors import BudgetExceeded, UserInputError
 from assay.evaluation.config import primary_metric
 from assay.evaluation.execute import RunContext
@@ -26,12 +26,12 @@ from assay.optimizer.split import Split, split_samples
 from assay.optimizer.strategies import STRATEGY_TYPES, Strategy
 from assay.optimizer.strategies.common import train_batch
 from assay.providers.specs import check_keys
-from assay.records import Request, Sample
+from assay.records import Request, Sample, Spent
 from assay.scoring.metrics import Metric, build_metrics, check_metrics_against_dataset
 from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import paired_compare
 from assay.store.run_record import StoredRun
-from assay.store.runstore import RunRecord
+from assay.store.runstore import RunRecord, RunStore
 
 
 class Reporter(Protocol):
@@ -136,27 +136,34 @@ async def optimize(
     """Run (or continue) the loop, score on test, and record the result with the run."""
     reporter = reporter or SilentReporter()
     records = [IterationRecord.model_validate(r) for r in session.store.iterations(run_id)]
-    spend_before = records[-1].spend if records else Spend()
-    engine_config = prepared.config.engine.model_copy(
-        update={"budget": _remaining(prepared.config.budget, spend_before)}
+    spend_before = _spend_before(session.store, run_id, records)
+    spent = Spent(calls=spend_before.calls, cost_usd=spend_before.cost_usd)
+    engine = Engine(
+        prepared.config.engine, prices=session.prices, cache=session.cache, spent_before=spent
     )
-    async with Engine(engine_config, prices=session.prices, cache=session.cache) as engine:
-        ctx = _context(prepared, session, run_id, engine, spend_before)
-        state = await _initial_state(prepared, ctx, records, reporter)
-        strategy = STRATEGY_TYPES[prepared.config.strategy]()
-        await run_loop(state, ctx, strategy, reporter)
-        result = await finish(state, ctx, prepared, reporter)
+    async with engine:
+        try:
+            ctx = _context(prepared, session, run_id, engine, spend_before)
+            state = await _initial_state(prepared, ctx, records, reporter)
+            strategy = STRATEGY_TYPES[prepared.config.strategy]()
+            await run_loop(state, ctx, strategy, reporter)
+            result = await finish(state, ctx, prepared, reporter)
+        finally:  # the budget is for the whole run: what this session used counts on resume
+            session.store.save_spent(run_id, engine.ledger.snapshot())
     session.store.set_status(run_id, result.status, result.model_dump(mode="json", by_alias=True))
     return result
 
 
-def _remaining(budget: Budget, spent: Spend) -> Budget:
-    """The budget is for the whole run: earlier sessions' spend comes off it."""
-    return Budget(
-        max_cost_usd=None
-        if budget.max_cost_usd is None
-        else max(0.0, budget.max_cost_usd - spent.cost_usd),
-        max_calls=None if budget.max_calls is None else max(0, budget.max_calls - spent.calls),
+def _spend_before(store: RunStore, run_id: str, records: list[IterationRecord]) -> Spend:
+    """What earlier sessions used: the last checkpoint, raised to the calls and dollars saved
+    with each result since (the final test scoring, or work cut short by Ctrl-C or a kill)."""
+    checkpoint = records[-1].spend if records else Spend()
+    saved = store.spent(run_id)
+    return checkpoint.model_copy(
+        update={
+            "calls": max(checkpoint.calls, saved.calls),
+            "cost_usd": max(checkpoint.cost_usd, saved.cost_usd),
+        }
     )
 
 

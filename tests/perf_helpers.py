@@ -1,0 +1,47 @@
+"""Reading what the perf scripts print, and where the optional peers live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PEERS_VENV = Path(os.environ.get("ASSAY_PEERS_VENV", "/tmp/peers-venv"))
+"""The peers' own virtual environment (the perf scripts' default ``--peers-venv``)."""
+
+
+def markdown_table(printed: str, title: str) -> list[dict[str, str]]:
+    """The rows, keyed by column, of the ``--markdown`` table whose title starts with ``title``."""
+    lines = printed.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"**{title}")]
+    assert len(starts) == 1, f"one table titled {title!r} expected in:\n{printed}"
+    table = lines[starts[0] + 1 :]
+    while table and not table[0].startswith("|"):
+        table.pop(0)
+    header, separator, *body = table
+    assert separator.startswith("|---"), separator
+    columns = _cells(header)
+    rows = []
+    for line in body:
+        if not line.startswith("|"):
+            break
+        cells = _cells(line)
+        assert len(cells) == len(columns), line
+        rows.append(dict(zip(columns, cells, strict=True)))
+    return rows
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def peer_or_skip(executable: str, package: str) -> Path:
+    """``PEERS_VENV/bin/EXECUTABLE``, or skip the test: the peers are optional."""
+    path = PEERS_VENV / "bin" / executable
+    if not path.exists():
+        pytest.skip(
+            f"{package} is not installed in {PEERS_VENV} (python -m venv {PEERS_VENV} && "
+            f"{PEERS_VENV}/bin/pip install {package}; or set ASSAY_PEERS_VENV)"
+        )
+    return path
