@@ -3,7 +3,8 @@
 The browser is the system's Chromium (Debian packages ``chromium`` and ``chromium-driver``,
 see scripts/install-browser.sh) driven by Playwright's Python package; nothing here downloads
 a browser. Browser tests skip when Chromium is absent, except in CI (``CI=true``), where a
-missing browser is a failure.
+missing browser is a failure. Screenshots go to a temporary folder, unless ``ASSAY_SCREENSHOTS``
+names one (``make screenshots`` regenerates docs/screenshots that way).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS_ENV = "ASSAY_SCREENSHOTS"
+"""Where to save the screenshots instead of a temporary folder (``make screenshots``)."""
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2">'
 N_SAMPLES = 20
@@ -69,12 +72,14 @@ def browser_missing_reason() -> str | None:
 
 
 def require_browser() -> None:
-    """Skip without a browser, but fail in CI: there the browser tests must run."""
+    """Skip without a browser, but fail in CI, or when asked to regenerate the screenshots."""
     reason = browser_missing_reason()
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"browser tests must run in CI: {reason}")
+    if screenshots_wanted() is not None:
+        pytest.fail(f"{SCREENSHOTS_ENV} is set but the browser tests cannot run: {reason}")
     pytest.skip(reason)
 
 
@@ -139,30 +144,39 @@ _PAGE_BOX = (
 )
 
 
-def screenshot_dir() -> Path:
-    """docs/screenshots, so the docs always show the views as the suite last saw them.
+def screenshots_wanted() -> Path | None:
+    """The folder named by ASSAY_SCREENSHOTS (relative to the repository root), if any."""
+    wanted = os.environ.get(SCREENSHOTS_ENV, "").strip()
+    if wanted in ("", "0"):  # "0": what once meant "not into docs/"
+        return None
+    folder = Path(wanted)
+    return folder if folder.is_absolute() else REPO_ROOT / folder
 
-    ASSAY_SCREENSHOTS=0 sends them to a temporary folder instead (run ids and timings differ
-    on every run, so the tracked images change whenever the suite runs).
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save their screenshots: a pytest temporary folder by default.
+
+    Run ids and timings differ on every run, so a test run that wrote into docs/screenshots
+    would change tracked files. Regenerating the docs' images is an explicit action:
+    ``make screenshots`` runs the browser tests with ``ASSAY_SCREENSHOTS=docs/screenshots``.
     """
-    if os.environ.get("ASSAY_SCREENSHOTS") == "0":
-        return Path(tempfile.gettempdir()) / "assay-screenshots"
-    return SCREENSHOTS
+    return screenshots_wanted() or tmp_path_factory.mktemp("screenshots")
 
 
 def screenshot(
     page: Any,
     name: str,
     *,
+    into: Path,
     selectors: list[str] | None = None,
     clip_bottom: float | None = None,
     max_height: float = 4000,
     pad: float = 16,
 ) -> Path:
-    """Save NAME.png: the page from the top to ``clip_bottom``, or the box around ``selectors``."""
-    folder = screenshot_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
+    """Save NAME.png in ``into``: the page from the top to ``clip_bottom``, or the box around
+    ``selectors``."""
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / f"{name}.png"
     width = page.viewport_size["width"]
     if selectors:
         boxes = [page.locator(s).first.evaluate(_PAGE_BOX) for s in selectors]

@@ -19,7 +19,7 @@ from assay.optimizer.split import split_samples
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
-from tests.run_helpers import assay
+from tests.run_helpers import assay, assay_process
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
 GOOD = f"Classify the sentiment of the movie review. {MAGIC}: positive or negative."
@@ -233,7 +233,7 @@ def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
 def test_embedded_model_optimizes_end_to_end_and_keeps_test_unseen(tmp_path: Path) -> None:
     data = small_dataset(tmp_path / "d.jsonl", 30)
     out = tmp_path / "best.md"
-    proc = assay(
+    proc = assay_process(  # the embedded model: a native crash must not end pytest
         "optimize",
         str(data),
         PROMPT,

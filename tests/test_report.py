@@ -23,12 +23,14 @@ from assay.report.samples import explorer_data
 from assay.report.svg import linear_ticks, log_ticks
 from assay.store.runstore import RunStore
 from tests.browser import (
+    SCREENSHOTS_ENV,
     XSS_IMG,
     XSS_SCRIPT,
     DemoRuns,
     build_demo_runs,
     chromium,
     screenshot,
+    screenshot_dir,
     watched_page,
 )
 
@@ -45,7 +47,8 @@ def store(runs: DemoRuns) -> RunStore:
 
 @pytest.fixture(scope="module")
 def report_file(runs: DemoRuns, store: RunStore) -> Path:
-    return write_report(store, [runs.bench, runs.judged, runs.optimize], runs.store_dir / "r.html")
+    out = runs.store_dir.parent / f"{runs.store_dir.name}-r.html"  # never inside the store
+    return write_report(store, [runs.bench, runs.judged, runs.optimize], out)
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +110,38 @@ def model_row(html: str, variant: str) -> str:
     return found.group(0)
 
 
-def expected_cells(report: RunReport) -> dict[str, list[str]]:
+def row_cells(row: str) -> dict[str, list[str]]:
+    """The text pieces of each ``data-metric`` cell of a models-table row, in order."""
+    cells = re.findall(r'<td[^>]*data-metric="([^"]+)"[^>]*>(.*?)</td>', row, re.S)
+    return {metric: re.findall(r">([^<]+)<", f">{inner}<") for metric, inner in cells}
+
+
+CELL_TEXTS_JS = """e => {
+  const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  const out = [];
+  while (walk.nextNode()) out.push(walk.currentNode.textContent);
+  return out;
+}"""
+
+
+def expected_cells(report: RunReport) -> dict[str, dict[str, list[str]]]:
+    """What each models-table cell must say, from analyse()'s numbers and formats written here
+    (not the page's own formatting functions): score and interval to 3 decimals, dollars per
+    1k requests to 3 decimals ("unknown" without a price), latencies in whole milliseconds."""
     out = {}
     for v in report.variants:
-        assert v.score is not None
-        out[v.variant] = [
-            fmt.score(v.score.mean),
-            fmt.ci(v.score),
-            f"{v.score.n_scored} / {v.score.n_unscored} / {v.n_errors}",
-            fmt.usd(v.cost_per_1k_usd, 3),
-            f"{fmt.ms(v.latency_p50_ms)} ms",
-            f"{fmt.ms(v.latency_p95_ms)} ms",
-        ]
+        s = v.score
+        assert s is not None and s.mean is not None
+        assert s.ci_low is not None and s.ci_high is not None, v.variant  # an interval to show
+        assert v.self_hosting_cost_per_1k_usd is None  # no second line in the cost cell
+        cost = "unknown" if v.cost_per_1k_usd is None else f"${v.cost_per_1k_usd:,.3f}"
+        out[v.variant] = {
+            "score": [f"{s.mean:.3f}", f"[{s.ci_low:.3f}, {s.ci_high:.3f}]"],
+            "counts": [f"{s.n_scored} / {s.n_unscored} / {v.n_errors}"],
+            "cost": [cost],
+            "p50": [f"{v.latency_p50_ms:,.0f} ms"],
+            "p95": [f"{v.latency_p95_ms:,.0f} ms"],
+        }
     return out
 
 
@@ -126,12 +149,13 @@ def test_models_table_shows_the_numbers_of_analyse(
     runs: DemoRuns, store: RunStore, html: str
 ) -> None:
     report = analyse(store, runs.bench)
-    for variant, cells in expected_cells(report).items():
-        row = model_row(html, variant)
-        for cell in cells:
-            assert cell in row, (variant, cell)
-    mystery = model_row(html, "mystery")
-    assert "unknown" in mystery and "19 / 0 / 1" in mystery
+    expected = expected_cells(report)
+    assert list(expected) == ["acc90", "acc60", "free", "mystery"]
+    for variant, cells in expected.items():
+        assert row_cells(model_row(html, variant)) == cells, variant
+    mystery = expected["mystery"]
+    assert mystery["cost"] == ["unknown"] and mystery["counts"] == ["19 / 0 / 1"]
+    assert expected["free"]["cost"] == ["$0.000"]
     assert esc(report.recommendation) in html
 
 
@@ -247,9 +271,12 @@ def test_report_opens_from_disk_with_the_numbers(
     report = analyse(store, runs.bench)
     bench = w.page.locator(section(runs, runs.bench))
     for variant, cells in expected_cells(report).items():
-        text = bench.locator(f'table.models tr[data-variant="{variant}"]').inner_text()
-        for cell in cells:
-            assert cell in text, (variant, cell)
+        row = bench.locator(f'table.models tr[data-variant="{variant}"]')
+        shown = {
+            metric: row.locator(f'td[data-metric="{metric}"]').evaluate(CELL_TEXTS_JS)
+            for metric in cells
+        }
+        assert shown == cells, variant
     chart = bench.locator('[data-part="cost and quality"] svg')
     assert chart.locator("circle.pt[data-variant]").count() == 4
     front = chart.locator("circle.pt.front[data-variant]")
@@ -258,7 +285,8 @@ def test_report_opens_from_disk_with_the_numbers(
     )
     latency = bench.locator('[data-part="latency"] svg').inner_html()
     for v in report.variants:
-        assert f"{fmt.ms(v.latency_p50_ms)} · {fmt.ms(v.latency_p95_ms)}" in latency
+        assert v.latency_p50_ms is not None and v.latency_p95_ms is not None
+        assert f"{v.latency_p50_ms:,.0f} · {v.latency_p95_ms:,.0f}" in latency
     assert w.page.evaluate("window.__xss") is None
     assert w.problems == []
     w.page.close()
@@ -313,23 +341,38 @@ def test_model_markup_is_shown_as_text_and_never_runs(
     w.page.close()
 
 
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory)
+
+
 @pytest.mark.browser
-def test_report_screenshots(browser: Any, runs: DemoRuns, store: RunStore) -> None:
-    path = write_report(store, [runs.bench], runs.store_dir / "bench.html")
+def test_report_screenshots(
+    browser: Any, runs: DemoRuns, store: RunStore, screenshots: Path
+) -> None:
+    path = write_report(store, [runs.bench], runs.store_dir.parent / "bench.html")
     w = watched_page(browser, 1280, 800)
     w.page.goto(path.as_uri())
     top = w.page.locator('[data-part="cost and quality"]').bounding_box()
-    shots = [screenshot(w.page, "report", clip_bottom=top["y"] + top["height"] + 16)]
+    bottom = top["y"] + top["height"] + 16
+    shots = [screenshot(w.page, "report", into=screenshots, clip_bottom=bottom)]
     shots.append(
         screenshot(
             w.page,
             "report-latency-comparisons",
+            into=screenshots,
             selectors=['[data-part="latency"]', '[data-part="paired comparisons"]'],
         )
     )
     w.page.locator('button[data-filter="disagree"]').click()
     shots.append(
-        screenshot(w.page, "report-samples", selectors=['[data-part="samples"]'], max_height=1100)
+        screenshot(
+            w.page,
+            "report-samples",
+            into=screenshots,
+            selectors=['[data-part="samples"]'],
+            max_height=1100,
+        )
     )
     assert all(p.stat().st_size > 10_000 for p in shots)
     assert w.problems == []
@@ -341,8 +384,25 @@ def test_browser_tests_skip_locally_but_fail_in_ci(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(helpers, "CHROMIUM", "/nonexistent/chromium")
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(SCREENSHOTS_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match="not found"):
         helpers.require_browser()
+    monkeypatch.setenv(SCREENSHOTS_ENV, "docs/screenshots")  # make screenshots: never a skip
+    with pytest.raises(pytest.fail.Exception, match="cannot run"):
+        helpers.require_browser()
+    monkeypatch.delenv(SCREENSHOTS_ENV)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="must run in CI"):
         helpers.require_browser()
+
+
+def test_screenshots_go_to_a_temporary_folder_unless_asked(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.browser import REPO_ROOT
+
+    monkeypatch.delenv(SCREENSHOTS_ENV, raising=False)
+    default = screenshot_dir(tmp_path_factory)
+    assert default.is_relative_to(tmp_path_factory.getbasetemp())
+    monkeypatch.setenv(SCREENSHOTS_ENV, "docs/screenshots")
+    assert screenshot_dir(tmp_path_factory) == REPO_ROOT / "docs" / "screenshots"

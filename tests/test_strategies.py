@@ -55,7 +55,7 @@ from assay.store.runstore import RunStore
 from assay.testing import Action, ChatRequest, ScriptedServer, reply
 from tests.conftest import compat_model
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
-from tests.run_helpers import assay
+from tests.run_helpers import assay, assay_process
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
 GOOD = f"Classify the sentiment of the movie review. {MAGIC}: positive or negative."
@@ -554,6 +554,7 @@ async def resume(
 
 
 # --------------------------------------------------------------------------- embedded model
+# The CLI runs in a process of its own here: a native crash in the model must not end pytest.
 
 
 def model_args(data: Path, out: Path, strategy: str, *extra: str) -> list[str]:
@@ -606,7 +607,7 @@ async def test_the_preflight_estimate_bounds_the_calls_each_strategy_makes(
 def test_embedded_model_runs_each_strategy(tmp_path: Path, strategy: str) -> None:
     data = small_dataset(tmp_path / "d.jsonl", 30)
     out = tmp_path / "best.md"
-    proc = assay(*model_args(data, out, strategy, "--metric", "label"), timeout=600)
+    proc = assay_process(*model_args(data, out, strategy, "--metric", "label"), timeout=600)
     result = check_model_run(proc, out, strategy)
     if strategy == "fewshot":
         assert result["trajectory"][1]["demo_ids"]
@@ -621,7 +622,7 @@ def test_embedded_model_runs_duel_with_a_scripted_judge(tmp_path: Path) -> None:
     zoo = JudgeZoo(["unused"])
     with ScriptedServer(zoo) as srv:
         judge = ["--judge", "compat/judge", "--judge-base-url", srv.base_url]
-        proc = assay(
+        proc = assay_process(
             *model_args(data, out, "duel", *judge, "--judge-criteria", str(rubric)), timeout=600
         )
     result = check_model_run(proc, out, "duel")

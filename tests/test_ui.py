@@ -17,13 +17,20 @@ from typing import Any
 import pytest
 
 from assay.errors import UserInputError
-from assay.report import fmt
 from assay.store.runstore import RunStore
 from assay.ui import make_server
 from assay.ui.archive import ArchiveBook
 from assay.ui.security import Guard, split_host
 from assay.ui.server import DashboardServer
-from tests.browser import DemoRuns, build_demo_runs, chromium, expect, screenshot, watched_page
+from tests.browser import (
+    DemoRuns,
+    build_demo_runs,
+    chromium,
+    expect,
+    screenshot,
+    screenshot_dir,
+    watched_page,
+)
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +155,12 @@ def test_run_page_has_the_report_numbers(ui: DashboardServer, runs: DemoRuns) ->
     from assay.analysis.run_analysis import analyse
 
     body = request(ui, "GET", f"/runs/{runs.bench}")[2].decode()
-    for v in analyse(RunStore.open(runs.store_dir), runs.bench).variants:
-        assert v.score is not None and fmt.score(v.score.mean) in body
+    variants = analyse(RunStore.open(runs.store_dir), runs.bench).variants
+    assert len(variants) == 4
+    for v in variants:
+        assert v.score is not None and v.score.mean is not None
+        shown = f'data-metric="score"><strong>{v.score.mean:.3f}</strong>'
+        assert f'data-variant="{v.variant}"' in body and shown in body, v.variant
 
 
 def test_progress_endpoint(ui: DashboardServer, runs: DemoRuns) -> None:
@@ -443,18 +454,29 @@ def test_the_dashboard_itself_can_archive(
     w.page.close()
 
 
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory)
+
+
 @pytest.mark.browser
-def test_dashboard_screenshots(browser: Any, ui: DashboardServer, runs: DemoRuns) -> None:
+def test_dashboard_screenshots(
+    browser: Any, ui: DashboardServer, runs: DemoRuns, screenshots: Path
+) -> None:
     w = watched_page(browser, 1280, 800)
     w.page.goto(ui.url)
-    for label in w.page.locator(".progress-label").all():
+    labels = w.page.locator(".progress-label")
+    labels.first.wait_for(timeout=5000)  # the running run's row shows one
+    assert labels.count() > 0
+    for label in labels.all():
         expect(label).to_contain_text(" / ")
-    shots = [screenshot(w.page, "dashboard-runs", selectors=["header.topbar", "main"])]
+    page_boxes = ["header.topbar", "main"]
+    shots = [screenshot(w.page, "dashboard-runs", into=screenshots, selectors=page_boxes)]
     w.page.goto(ui.url + f"runs/{runs.running}")
     expect(w.page.locator("[data-part=live] .progress-label")).to_contain_text(" / ")
-    shots.append(screenshot(w.page, "dashboard-run", clip_bottom=1000))
+    shots.append(screenshot(w.page, "dashboard-run", into=screenshots, clip_bottom=1000))
     w.page.goto(ui.url + f"compare?a={runs.bench}&b={runs.judged}&va=acc60&vb=acc90")
-    shots.append(screenshot(w.page, "dashboard-compare", selectors=["header.topbar", "main"]))
+    shots.append(screenshot(w.page, "dashboard-compare", into=screenshots, selectors=page_boxes))
     assert all(p.stat().st_size > 10_000 for p in shots)
     assert w.problems == []
     w.page.close()
