@@ -222,7 +222,8 @@ def test_resume_keeps_the_runs_concurrency_and_budget(tmp_path: Path) -> None:
     model = InFlight()
     killer = Killer(model)  # type: ignore[arg-type]
     args = ["run", str(data), PROMPT, "-m", "compat/acc90", "--metric", "label", "--json"]
-    args += ["--concurrency", "2", "--max-cost", "0.005", "--prices", str(prices)]
+    args += ["--concurrency", "2", "--max-tokens", "2", "--max-cost", "0.002"]
+    args += ["--prices", str(prices)]
     with ScriptedServer(killer) as srv:
         start_and_kill(killer, [*args, "--base-url", srv.base_url], 3)
         run_id = only_run(RunStore.open(os.environ["ASSAY_STORE"]))

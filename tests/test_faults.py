@@ -245,7 +245,11 @@ def test_persistent_5xx_ends_as_error_after_the_policy_and_costs_nothing(tmp_pat
 
 def test_persistent_429_honours_retry_after_and_gives_up_at_the_policy(tmp_path: Path) -> None:
     out = run_with_fault(tmp_path, lambda _r, _n: error(429, "quota", retry_after=0.01))
-    check_honest(out)
+    # every call failed: the run is failed, with one line saying so (never "complete", exit 0)
+    assert out.proc.returncode == 1 and "Traceback" not in out.proc.stderr
+    assert out.report is not None and out.report["status"] == "failed"
+    (line,) = [x for x in out.proc.stderr.splitlines() if x.startswith("error:")]
+    assert f"all {N} calls failed" in line
     assert out.variant["score"]["n_errors"] == N and out.variant["score"]["mean"] is None
     assert sorted(out.counts.values()) == [MAX_ATTEMPTS] * N
     assert {r.error_kind for r in out.results} == {"rate_limit"}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -26,7 +27,7 @@ class GenerationParams(BaseModel):
     temperature: float = 0.0
     max_tokens: int | None = 256
     top_p: float | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)  # numpy refuses negative seeds
     stop: tuple[str, ...] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,6 +82,15 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     cached: bool = False
     cost_usd: float | None = None
+    # The reply carried no (or partial) usage: its cost stays unknown, and the budget was
+    # charged a safe estimate instead. False in completions stored before the flag existed.
+    usage_estimated: bool = False
+
+    @field_validator("text")
+    @classmethod
+    def _repair_text(cls, text: str) -> str:
+        # A reply cut inside an emoji can hold half a UTF-16 pair, which no store can encode.
+        return repair_surrogates(text)
 
     @property
     def usage_known(self) -> bool:
@@ -94,6 +104,15 @@ class Spent(BaseModel):
 
     calls: int = 0
     cost_usd: float = 0.0
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def repair_surrogates(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate (half of a cut emoji, as JavaScript or a
+    ``\\ud83d`` JSON escape leaves it) replaced by U+FFFD; such text cannot be encoded."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def canonical_json(value: Any) -> str:

@@ -20,9 +20,9 @@ class RunConfig(BaseModel):
     mapping: FieldMapping = FieldMapping()
     scoring: ScoringConfig = ScoringConfig()
     params: GenerationParams = GenerationParams()
-    repeats: int = Field(default=1, ge=1)
+    repeats: int = Field(default=1, ge=1, le=1000)  # as --repeats: a typo must not plan 10**12
     engine: EngineConfig = EngineConfig()
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy refuses negative seeds at analysis time
     limit: int | None = Field(default=None, ge=1)
     gpu_cost_per_hour: float | None = Field(default=None, ge=0)
 

@@ -20,7 +20,7 @@ from assay.evaluation.session import Session
 from assay.providers.specs import check_keys
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.store.run_record import StoredRun, StoredVariant
-from assay.store.runstore import RunRecord
+from assay.store.runstore import RunRecord, RunStore
 
 
 def prepare(config: RunConfig) -> RunPlan:
@@ -115,6 +115,20 @@ async def execute_run(
     status = "complete" if outcome.stopped_reason is None else "stopped"
     if outcome.fatal is not None:
         status = "failed"
-    report = analyse(store, run_id, status, outcome.stopped_reason)
+    reason = outcome.stopped_reason
+    if status == "complete" and (all_failed := _all_failed(store, run_id)) is not None:
+        status, reason = "failed", all_failed
+    report = analyse(store, run_id, status, reason)
     store.set_status(run_id, status, report.model_dump(mode="json", by_alias=True))
     return report
+
+
+def _all_failed(store: RunStore, run_id: str) -> str | None:
+    """A run with calls and not one answer measured nothing: it failed, and says why."""
+    tally = store.error_tally(run_id)
+    if tally.calls == 0 or tally.failed < tally.calls:
+        return None
+    return (
+        f"all {tally.calls} calls failed; the most common error "
+        f"({tally.most_common_count} of {tally.calls}): {tally.most_common}"
+    )

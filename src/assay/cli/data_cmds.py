@@ -34,6 +34,7 @@ def inspect_command(
     output_field: str | None = o.OUTPUT_FIELD,
     json_out: bool = o.JSON_OUT,
 ) -> None:
+    from assay.cli.render import warn
     from assay.data.datasets import FieldMapping, load_dataset
     from assay.data.prompts import load_prompt
 
@@ -41,6 +42,8 @@ def inspect_command(
     template = load_prompt(prompt) if prompt else None
     if template:
         template.check_slots(dataset)
+    for line in [*dataset.warnings, *(template.warnings if template else [])]:
+        warn(line)  # on stderr, so --json output stays one JSON document
     first = next(dataset.iter_samples(limit=1))
     messages = template.render(first) if template else first.messages
     info = {
@@ -63,16 +66,19 @@ def inspect_command(
 def _print_inspect(info: dict[str, object]) -> None:
     from rich.console import Console
     from rich.panel import Panel
+    from rich.text import Text
 
+    from assay.cli.untrusted import visible
+
+    # Everything shown here comes from the user's files: never markup, never control codes.
     console = Console()
     for key in ("path", "format", "rows", "fields", "with_reference", "label_free", "prompt_slots"):
-        console.print(f"[bold]{key}[/bold]: {info[key]}", highlight=False, markup=True)
+        console.print(Text.assemble((key, "bold"), f": {visible(str(info[key]))}"))
     for message in messages_of(info):
-        console.print(
-            Panel(str(message["content"]), title=str(message["role"]), title_align="left"),
-            markup=False,
-        )
-    console.print(f"[bold]reference[/bold]: {info['example_reference']!r}", highlight=False)
+        content = Text(visible(str(message["content"])))
+        console.print(Panel(content, title=Text(str(message["role"])), title_align="left"))
+    reference = visible(repr(info["example_reference"]))
+    console.print(Text.assemble(("reference", "bold"), f": {reference}"))
 
 
 def messages_of(info: dict[str, object]) -> list[dict[str, str]]:

@@ -69,6 +69,13 @@ def _register() -> None:
 
 
 def main() -> None:
+    from assay.secrets import redacted_output
+
+    with redacted_output():  # no known secret reaches the terminal, whatever prints it
+        _main()
+
+
+def _main() -> None:
     debug = "--debug" in sys.argv[1:] or bool(os.environ.get("ASSAY_DEBUG"))
     _register()
     try:
@@ -103,11 +110,20 @@ def _fail_on(exc: Exception) -> None:
         where = ".".join(str(part) for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         _fail(f"Invalid {where or 'value'}: {message}", 2)
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        _fail(
+            "The disk holding the run store or cache is full; completed results are saved "
+            "(free some space, then resume the run: assay runs lists it)",
+            1,
+        )
     if isinstance(exc, sqlite3.DatabaseError):  # a store or cache file damaged mid-command
         _fail(f"The run store or cache is damaged ({exc}); move it aside or use --store DIR", 1)
     _fail(f"Unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
 
 
 def _fail(message: str, code: int) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
+    from assay.cli.untrusted import visible
+
+    # The message may quote a server's error body or a data file: no control codes pass.
+    typer.secho(f"error: {visible(message)}", err=True, fg="red")
     raise SystemExit(code)

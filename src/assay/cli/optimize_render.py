@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.cli.render import usd
+from assay.cli.untrusted import visible
 from assay.optimizer.records import IterationRecord, OptimizeResult
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ def preflight(prepared: Prepared, estimates: list[CallEstimate], run_id: str) ->
     for row in estimates:
         table.add_row(Text(row.label), f"{row.calls:,}", usd(row.cost_usd))
     err_console.print(table)
+    for line in [*prepared.dataset.warnings, *prepared.prompt.warnings]:
+        err_console.print(Text(f"warning: {visible(line)}", style="yellow"), soft_wrap=True)
 
 
 class ConsoleReporter:
@@ -61,7 +64,7 @@ class ConsoleReporter:
         line = Text(f"[{record.idx}] ", style="bold")
         line.append(record.status, style=colour)
         line.append(f"  train {_f(record.train_score)}  val {_f(record.val_candidate)}  ")
-        line.append(record.reason)
+        line.append(visible(record.reason))  # may quote the reasoner's reply
         err_console.print(line)
 
 
@@ -87,8 +90,8 @@ def summary(result: OptimizeResult, output: Path | None, as_json: bool) -> None:
         f"Spent          : {result.spend.calls} calls ({result.spend.cached_calls} cached), "
         f"{usd(result.spend.cost_usd) if result.spend.cost_known else 'unknown'}",
     ]
-    for line in lines:
-        console.print(Text(line))
+    for line in lines:  # the stop reason may quote a server's error body
+        console.print(Text(visible(line)))
     console.print(trajectory_table(result.trajectory))
     if output is not None:
         console.print(Text(f"Best prompt written to {output} (the prompt scored above)."))
@@ -106,7 +109,7 @@ def trajectory_table(records: list[IterationRecord]) -> Table:
             _f(r.train_score),
             _f(r.val_candidate),
             _f(r.gain, "{:+.3f}"),
-            Text(r.reason[:90]),
+            Text(visible(r.reason[:90])),
         )
     return table
 
@@ -137,9 +140,11 @@ def _accepted_changes(records: list[IterationRecord]) -> None:
                 style="bold green",
             )
         )
-        console.print(Text(f"Diagnosis: {r.diagnosis}"))
-        console.print(Text(f"Change: {r.explanation}"))
-        console.print(Syntax(r.diff or "(no diff)", "diff", theme="ansi_dark", word_wrap=True))
+        # The reasoner model wrote all three: shown, never obeyed by the terminal.
+        console.print(Text(visible(f"Diagnosis: {r.diagnosis}")))
+        console.print(Text(visible(f"Change: {r.explanation}")))
+        diff = visible(r.diff or "(no diff)")
+        console.print(Syntax(diff, "diff", theme="ansi_dark", word_wrap=True))
 
 
 def per_model_summary(report: PerModelReport, as_json: bool) -> None:

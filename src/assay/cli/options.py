@@ -183,7 +183,7 @@ class GenerationOptions:
         256, "--max-tokens", min=1, help="Output token cap per response."
     )
     temperature: float = typer.Option(0.0, "--temperature", min=0, help="Sampling temperature.")
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and bootstrap.")
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for sampling, splits and bootstrap.")
 
     def params(self) -> GenerationParams:
         from assay.records import GenerationParams
@@ -208,7 +208,7 @@ class EngineOptions:
         4, "--local-parallel", min=1, help="Parallel slots per local model."
     )
     timeout: float = typer.Option(
-        120.0, "--timeout", min=1, help="Seconds before a request times out."
+        120.0, "--timeout", min=1, max=86_400, help="Seconds before a request times out."
     )
     max_cost: float | None = typer.Option(
         None, "--max-cost", min=0, help="Hard budget in USD for all calls (a resume may raise it)."

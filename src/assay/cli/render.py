@@ -12,6 +12,7 @@ from rich.text import Text
 from assay.analysis.results import RunReport
 from assay.analysis.summary import VariantSummary
 from assay.benchmark.plan import Estimate, RunPlan
+from assay.cli.untrusted import visible
 from assay.scoring.stats import Aggregate
 from assay.store.runstore import ResultRecord
 
@@ -52,6 +53,18 @@ def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
             usd(e.cost_usd),
         )
     err_console.print(table)
+    plan_warnings(plan)
+
+
+def plan_warnings(plan: RunPlan) -> None:
+    """What the run sends other than the files say: repaired rows, slots with a brace missing."""
+    prompts = {v.prompt.path: v.prompt for v in plan.variants}.values()
+    for line in [*plan.dataset.warnings, *(w for p in prompts for w in p.warnings)]:
+        warn(line)
+
+
+def warn(line: str) -> None:
+    err_console.print(Text(f"warning: {visible(line)}", style="yellow"), soft_wrap=True)
 
 
 def run_report(report: RunReport, as_json: bool = False) -> None:
@@ -66,9 +79,9 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         console.print(comparisons_table(report))
     fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
     for axis, front in fronts:
-        line = f" (quality vs {axis}): {', '.join(front) or '–'}"
+        line = f" (quality vs {axis}): {visible(', '.join(front)) or '–'}"
         console.print(Text.assemble(("Pareto front", "bold"), line))
-    choice, _, rest = report.recommendation.partition(". ")
+    choice, _, rest = visible(report.recommendation).partition(". ")
     console.print(
         Text.assemble((choice.removesuffix(".") + ".", "bold"), f" {rest}" if rest else "")
     )
@@ -77,9 +90,13 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         raise_budget = (
             " --max-cost HIGHER" if "cost budget" in report.stopped_reason.lower() else ""
         )
+        # The reason may quote a server's error body: neither markup nor control codes.
         console.print(
-            f"[yellow]Stopped early[/yellow]: {report.stopped_reason}. "
-            f"Continue with: assay run --resume {report.run_id}{raise_budget}"
+            Text.assemble(
+                ("Stopped early", "yellow"),
+                f": {visible(report.stopped_reason)}. "
+                f"Continue with: assay run --resume {report.run_id}{raise_budget}",
+            )
         )
     console.print(
         f"Run {report.run_id}: {report.status}; this run spent {usd(report.spent_usd)}. "
@@ -116,7 +133,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
         agg = v.score
         counts = f"{agg.n_scored}/{agg.n_unscored}/{v.n_errors}" if agg else f"0/0/{v.n_errors}"
         row: list[Text | str] = [
-            Text(v.variant),
+            Text(visible(v.variant)),
             score_cell(agg),
             counts,
             usd(v.cost_per_1k_usd, 3),
@@ -132,16 +149,16 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
 
 def confusion_table(variant: str, matrix: dict[str, dict[str, int]]) -> Table:
     table = Table(
-        title=f"Confusion for {variant} (rows expected, columns predicted)",
+        title=Text(f"Confusion for {visible(variant)} (rows expected, columns predicted)"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
     predicted = sorted({p for row in matrix.values() for p in row})
     table.add_column("expected")
     for name in predicted:
-        table.add_column(Text(name), justify="right")
-    for expected, row in sorted(matrix.items()):
-        table.add_row(Text(expected), *(str(row.get(p, 0)) for p in predicted))
+        table.add_column(Text(visible(name)), justify="right")
+    for expected, row in sorted(matrix.items()):  # labels are data: shown, never obeyed
+        table.add_row(Text(visible(expected)), *(str(row.get(p, 0)) for p in predicted))
     return table
 
 
@@ -179,8 +196,13 @@ def samples_table(results: Sequence[ResultRecord], primary: str, failures_only: 
         text = r.completion.text if r.completion else f"[error] {r.error}"
         value = "–" if score is None or score.value is None else f"{score.value:.2f}"
         reason = "" if score is None else (score.reason or score.status)
-        # Model output is untrusted text: Text() keeps rich from reading it as markup.
+        # Model output, error bodies and ids are untrusted text: Text() keeps rich from reading
+        # it as markup, visible() keeps the terminal from obeying its control codes.
         table.add_row(
-            Text(r.sample_id), Text(r.variant), Text(text[:300]), value, Text(reason[:200])
+            Text(visible(r.sample_id)),
+            Text(visible(r.variant)),
+            Text(visible(text[:300])),
+            value,
+            Text(visible(reason[:200])),
         )
     console.print(table)

@@ -52,7 +52,9 @@ class RunArgs:
     prompts: list[Path] | None = typer.Argument(
         None, help="Prompt file(s): system prompt or a template with {{field}} slots."
     )
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Responses per sample and model.")
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, max=1000, help="Responses per sample and model (at most 1000)."
+    )
     limit: int | None = typer.Option(None, "--limit", min=1, help="Use the first N rows only.")
     gpu_cost_per_hour: float | None = typer.Option(
         None, "--gpu-cost-per-hour", min=0, help="Estimate self-hosting $/1k for local models."

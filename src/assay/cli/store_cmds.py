@@ -42,7 +42,7 @@ def runs_command(
 
     from assay.store.runstore import RunStore
 
-    runs = RunStore.open(store).list_runs(limit) if RunStore.exists(store) else []
+    runs = RunStore.open(store, create=False).list_runs(limit) if RunStore.exists(store) else []
     rows = [_run_row(r) for r in runs]
     if json_out:
         print(json.dumps(rows, indent=2))

@@ -25,7 +25,9 @@ import codecs
 import csv
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict
 
 from assay.errors import DataError, UserInputError
-from assay.records import Message, Sample
+from assay.records import Message, Sample, repair_surrogates
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "review", "document", "sentence", "query")
 REFERENCE_NAMES = (
@@ -64,6 +66,12 @@ FORMAT_KEYS = {"messages": "messages", "alpaca": "instruction", "sharegpt": "con
 
 Row = dict[str, Any]
 MISSING = object()
+
+# Limits that keep a hostile file from exhausting memory or the stack: a row's line (a file
+# of zeros has no line break), and how deep its objects and lists nest (pydantic refuses to
+# serialise values much deeper than this, after the calls were paid for).
+MAX_LINE_BYTES = 64 << 20
+MAX_DEPTH = 100
 
 
 class FieldMapping(BaseModel):
@@ -93,13 +101,16 @@ class Dataset:
     input_field: str | None
     reference_field: str | None
     _ctx: _Ctx = field(repr=False)
+    # What was repaired on load, each naming file:line (e.g. half of an emoji made U+FFFD).
+    warnings: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.n_rows
 
     @property
     def has_reference(self) -> bool:
-        return self.n_rows > 0 and self.n_with_reference == self.n_rows
+        """Whether any row has a reference: reference metrics leave the others unscored."""
+        return self.n_with_reference > 0
 
     def iter_samples(self, limit: int | None = None) -> Iterator[Sample]:
         """The rows in file order, at most ``limit``; each call reads the file afresh."""
@@ -169,6 +180,7 @@ def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Datas
         input_field=ctx.flat.input if ctx.flat else None,
         reference_field=_reference_field(ctx),
         _ctx=ctx,
+        warnings=reader.repairs.warnings(str(p)),
     )
 
 
@@ -219,21 +231,69 @@ def _reference_field(ctx: _Ctx) -> str | None:
 # ---------------------------------------------------------------- bytes and text
 
 
-def _open(p: Path) -> IO[bytes]:
-    if p.is_dir():
-        raise DataError(str(p), None, "is a directory, not a dataset file", _FORMATS_HINT)
+class NotRegularFileError(Exception):
+    """The path is a FIFO, a device, a socket or a directory: ``kind`` says which."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(p: Path) -> IO[bytes]:
+    """Open ``p`` for reading only if it is a regular file, else NotRegularFileError.
+
+    A FIFO would block the open forever and a device such as /dev/zero never ends. The file
+    is opened without blocking and checked on its descriptor, so no swap can slip between."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return p.open("rb")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise NotRegularFileError(kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open(p: Path) -> IO[bytes]:
+    try:
+        return open_regular(p)
+    except NotRegularFileError as exc:
+        raise DataError(str(p), None, f"is {exc.kind}, not a dataset file", _FORMATS_HINT) from None
     except FileNotFoundError:
         raise DataError(str(p), None, "file not found", "check the path") from None
     except OSError as exc:
         raise DataError(str(p), None, f"cannot read the file: {exc.strerror}") from None
 
 
-def _hashed(lines: Iterable[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
-    for raw in lines:
+def _hashed(path: str, f: IO[bytes], update: Callable[[bytes], None]) -> Iterator[bytes]:
+    """The file's lines, each hashed as read; a line over MAX_LINE_BYTES is a DataError."""
+    limit = MAX_LINE_BYTES
+    for number, raw in enumerate(iter(lambda: f.readline(limit + 1), b""), start=1):
+        if len(raw) > limit:
+            raise DataError(
+                path,
+                number,
+                f"the line is longer than {_size(limit)}",
+                "put one record per line (JSONL); is this a data file?",
+            )
         update(raw)
         yield raw
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def _decoded(path: str, lines: Iterable[bytes]) -> Iterator[str]:
@@ -292,11 +352,12 @@ class _RowReader:
         self.path = p
         self.digest = hashlib.sha256()
         self.header_line: int | None = None
+        self.repairs = _Repairs()
 
     def rows(self) -> Generator[tuple[int, Row], None, None]:
         path, suffix = str(self.path), self.path.suffix.lower()
         with _open(self.path) as f:
-            lines = _decoded(path, _hashed(f, self.digest.update))
+            lines = _decoded(path, _hashed(path, f, self.digest.update))
             head, first_char = _up_to_content(path, lines)
             text = chain(head, lines)
             if suffix in (".csv", ".tsv"):
@@ -306,22 +367,22 @@ class _RowReader:
             elif suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and first_char == "["):
                 # A JSON array has no row boundaries to stream on: it is parsed whole. It is
                 # the rare format for large datasets; JSONL and CSV stay one row at a time.
-                yield from _json_rows(path, "".join(text))
+                yield from _json_rows(path, "".join(text), self.repairs)
             elif suffix in (".jsonl", ".ndjson") or first_char == "{":
-                yield from _jsonl_rows(path, text)
+                yield from _jsonl_rows(path, text, self.repairs)
             else:
                 problem = f"unknown dataset format '{self.path.suffix}'"
                 raise DataError(path, None, problem, _FORMATS_HINT)
 
 
-def _jsonl_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Row]]:
+def _jsonl_rows(path: str, lines: Iterable[str], repairs: _Repairs) -> Iterator[tuple[int, Row]]:
     # Lines end at "\n" only, not at every splitlines() break: JSON strings may hold U+2028.
     for line, raw in enumerate(lines, start=1):
         raw = raw.removesuffix("\n")
         if not raw.strip():
             continue
         try:
-            value = json.loads(raw)
+            value = _loads(path, line, raw)
         except json.JSONDecodeError as exc:
             raise DataError(
                 path,
@@ -329,15 +390,15 @@ def _jsonl_rows(path: str, lines: Iterable[str]) -> Iterator[tuple[int, Row]]:
                 f"invalid JSON: {exc.msg} (column {exc.colno})",
                 "each line must be one complete JSON object",
             ) from None
-        yield line, _as_object(path, line, value)
+        yield line, _as_object(path, line, repairs.checked(path, line, _Risks.of(raw), value))
 
 
-def _json_rows(path: str, text: str) -> Iterable[tuple[int, Row]]:
+def _json_rows(path: str, text: str, repairs: _Repairs) -> Iterable[tuple[int, Row]]:
     try:
-        value = json.loads(text)
+        value = _loads(path, None, text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            return _jsonl_rows(path, text.split("\n"))  # a JSONL file named .json
+            return _jsonl_rows(path, text.split("\n"), repairs)  # a JSONL file named .json
         problem = f"invalid JSON: {exc.msg} (column {exc.colno})"
         raise DataError(path, exc.lineno, problem) from None
     if not isinstance(value, list):
@@ -349,7 +410,108 @@ def _json_rows(path: str, text: str) -> Iterable[tuple[int, Row]]:
         )
     if not value:
         raise DataError(path, None, "the list of records is empty")
-    return [(line, _as_object(path, line, item)) for line, item in _array_items(text)]
+    risks = _Risks.of(text)  # for the whole file: each item is checked only if it may need it
+    return [
+        (line, _as_object(path, line, repairs.checked(path, line, risks, item)))
+        for line, item in _array_items(text)
+    ]
+
+
+def _loads(path: str, line: int | None, text: str) -> Any:
+    """``json.loads``; a JSONDecodeError is the caller's to word, any other failure is a
+    DataError at ``line``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise _too_deep(path, line) from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit limit, for one
+        problem = f"invalid JSON: {str(exc).split(';')[0]}"
+        raise DataError(path, line, problem, "write very long numbers as strings") from None
+
+
+def _too_deep(path: str, line: int | None) -> DataError:
+    return DataError(
+        path,
+        line,
+        f"the record nests objects or lists deeper than {MAX_DEPTH} levels",
+        "flatten the record",
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _repaired(value: Any) -> Any:
+    """``value`` with lone surrogates in its strings and keys made U+FFFD (depth is checked)."""
+    if isinstance(value, str):
+        return repair_surrogates(value)
+    if isinstance(value, list):
+        return [_repaired(item) for item in value]
+    if isinstance(value, dict):
+        return {repair_surrogates(k): _repaired(v) for k, v in value.items()}
+    return value
+
+
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into text decoded from UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@dataclass(frozen=True)
+class _Risks:
+    """What a JSON text may hold, from a cheap look at it: too many brackets to rule out deep
+    nesting, and a surrogate escape. Parsed values are walked only when these say so."""
+
+    deep: bool
+    surrogates: bool
+
+    @classmethod
+    def of(cls, text: str) -> _Risks:
+        deep = text.count("[") + text.count("{") > MAX_DEPTH
+        return cls(deep, _SURROGATE_ESCAPE.search(text) is not None)
+
+
+@dataclass
+class _Repairs:
+    """The rows whose text was repaired on load: how many, and the first few lines."""
+
+    count: int = 0
+    lines: list[int] = field(default_factory=list)
+
+    def checked(self, path: str, line: int, risks: _Risks, value: Any) -> Any:
+        """``value`` refused if it nests too deep, and with lone surrogates repaired."""
+        if risks.deep and _deeper_than(value, MAX_DEPTH):
+            raise _too_deep(path, line)
+        if not risks.surrogates:
+            return value
+        repaired = _repaired(value)
+        if repaired != value:
+            self.count += 1
+            if len(self.lines) < 5:
+                self.lines.append(line)
+        return repaired
+
+    def warnings(self, path: str) -> tuple[str, ...]:
+        if not self.count:
+            return ()
+        where = f" in {self.count} rows (lines {', '.join(map(str, self.lines))}" + (
+            ", …)" if self.count > len(self.lines) else ")"
+        )
+        return (
+            f"{path}:{self.lines[0]}: half of a UTF-16 surrogate pair (a cut emoji?) was "
+            f"replaced by U+FFFD{where if self.count > 1 else ''}",
+        )
 
 
 def _array_items(text: str) -> Iterator[tuple[int, Any]]:

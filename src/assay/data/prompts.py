@@ -16,11 +16,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from assay.data.datasets import MISSING, Dataset, get_path
+from assay.data.datasets import MISSING, Dataset, NotRegularFileError, get_path, open_regular
 from assay.errors import DataError
 from assay.records import Message, Sample, sha256_text
 
-SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
+SLOT = re.compile(rf"\{{\{{\s*({_NAME})\s*\}}\}}")
+# A slot with a brace missing (``{{text}``, ``{text}}``, ``{{text``): sent as literal text,
+# which is almost never what the author meant, so it is worth a warning.
+NEAR_SLOT = re.compile(
+    "|".join(
+        (
+            rf"\{{\{{\s*{_NAME}\s*\}}(?!\}})",  # {{text}
+            rf"(?<!\{{)\{{\s*{_NAME}\s*\}}\}}",  # {text}}
+            rf"\{{\{{\s*{_NAME}(?![\w.-])(?!\s*\}})",  # {{text
+        )
+    )
+)
+MAX_PROMPT_BYTES = 8 << 20  # far beyond any context window; keeps a huge file from loading
 
 
 class PromptTemplate(BaseModel):
@@ -64,6 +77,16 @@ class PromptTemplate(BaseModel):
             return (Message(role="system", content=self.text), *sample.messages)
         system = tuple(m for m in sample.messages if m.role == "system")
         return (*system, Message(role="user", content=self.fill(sample.fields)))
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per brace typo that is sent as literal text, naming file:line."""
+        where = self.path or "<prompt>"
+        return [
+            f"{where}:{self.text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r} is not a "
+            "slot (write {{field}}); it is sent as literal text"
+            for m in NEAR_SLOT.finditer(self.text)
+        ]
 
     def check_slots(self, dataset: Dataset) -> None:
         """Fail before any model call if a slot has no field in some row, or leaks the answer."""
@@ -109,14 +132,18 @@ def load_prompt(path: str | Path) -> PromptTemplate:
 
 
 def _read_text(p: Path) -> str:
-    if p.is_dir():
-        raise DataError(str(p), None, "is a directory, not a prompt file")
     try:
-        data = p.read_bytes()
+        with open_regular(p) as f:
+            data = f.read(MAX_PROMPT_BYTES + 1)
+    except NotRegularFileError as exc:
+        raise DataError(str(p), None, f"is {exc.kind}, not a prompt file") from None
     except FileNotFoundError:
         raise DataError(str(p), None, "prompt file not found", "check the path") from None
     except OSError as exc:
         raise DataError(str(p), None, f"cannot read the prompt file: {exc.strerror}") from None
+    if len(data) > MAX_PROMPT_BYTES:
+        problem = f"the prompt file is larger than {MAX_PROMPT_BYTES >> 20} MiB"
+        raise DataError(str(p), None, problem, "is this the prompt file?")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

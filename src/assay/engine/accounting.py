@@ -1,4 +1,9 @@
-"""Token, call and cost counters per (purpose, model). Correct under concurrency."""
+"""Token, call and cost counters per (purpose, model), correct under concurrency; and the
+token bounds a hard budget reserves and charges by.
+
+A BPE tokenizer (byte-level, or with byte fallback) never makes more tokens than the text has
+UTF-8 bytes, whatever the script, so bytes bound the tokens of CJK text as safely as English.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,36 @@ from collections import defaultdict
 
 from pydantic import BaseModel
 
-from assay.records import Completion
+from assay.records import Completion, Request
+
+# Chat framing a provider adds around each message (role, separators) and each request.
+MESSAGE_OVERHEAD_TOKENS = 8
+REQUEST_OVERHEAD_TOKENS = 16
+# The output bound of a request with no max_tokens (the CLI always sets one).
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+def input_token_bound(request: Request) -> int:
+    """At least as many tokens as the provider can count for the request's messages."""
+    text = sum(len(m.content.encode("utf-8")) for m in request.messages)
+    return text + MESSAGE_OVERHEAD_TOKENS * len(request.messages) + REQUEST_OVERHEAD_TOKENS
+
+
+def output_token_bound(request: Request) -> int:
+    return request.params.max_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def usage_or_estimate(request: Request, completion: Completion) -> tuple[int, int]:
+    """The reply's token usage; a part it left out is bounded from above, never taken as 0:
+    input by the request's bytes, output by the reply's bytes (at most ``max_tokens``)."""
+    input_tokens = completion.input_tokens
+    if input_tokens is None:
+        input_tokens = input_token_bound(request)
+    output_tokens = completion.output_tokens
+    if output_tokens is None:
+        reply = len(completion.text.encode("utf-8")) + MESSAGE_OVERHEAD_TOKENS
+        output_tokens = min(reply, output_token_bound(request))
+    return input_tokens, output_tokens
 
 
 class UsageTotals(BaseModel):
@@ -20,6 +54,7 @@ class UsageTotals(BaseModel):
     cost_usd: float = 0.0  # spent: only calls that reached a provider
     cost_saved_usd: float = 0.0  # what cache hits would have cost
     cost_unknown_calls: int = 0  # calls whose price or usage is unknown
+    usage_estimated_calls: int = 0  # replies without usage, charged to the budget an estimate
 
     @property
     def cost_known(self) -> bool:
@@ -44,6 +79,7 @@ class Accounting:
             totals.input_tokens += completion.input_tokens or 0
             totals.output_tokens += completion.output_tokens or 0
             totals.reasoning_tokens += completion.reasoning_tokens or 0
+            totals.usage_estimated_calls += completion.usage_estimated
             if completion.cost_usd is None:
                 totals.cost_unknown_calls += 1
             else:

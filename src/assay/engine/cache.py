@@ -9,6 +9,7 @@ from pathlib import Path
 
 from assay.errors import UserInputError
 from assay.records import Completion, ModelConfig, Request, canonical_json, sha256_text
+from assay.secrets import redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -72,7 +73,8 @@ class ResponseCache:
         return completion.model_copy(update={"cached": True})
 
     def put(self, key: str, completion: Completion) -> None:
-        text = completion.model_copy(update={"cached": False}).model_dump_json()
+        # The cache sits in the store's folder: a reply echoing a key must not land there.
+        text = redact(completion.model_copy(update={"cached": False}).model_dump_json())
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?)",

@@ -2,7 +2,9 @@
 
 Cache in front of providers; one global concurrency limit plus per-provider limits; one retry
 policy; one timeout policy; usage and cost accounting behind. Budgets are enforced here by
-reserving a worst-case estimate before each call, so concurrent calls cannot overshoot.
+reserving a worst-case cost before each call (input bounded by its UTF-8 bytes, output by
+max_tokens), so concurrent calls cannot overshoot; each call then settles at its reported
+usage, or at a safe estimate where the reply reported none.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assay.engine.accounting import Accounting
+from assay.engine.accounting import (
+    Accounting,
+    input_token_bound,
+    output_token_bound,
+    usage_or_estimate,
+)
 from assay.engine.cache import ResponseCache, cache_key
 from assay.engine.retry import RetryPolicy
 from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
 from assay.pricing import PriceTable, cost_usd
 from assay.providers import make_provider
 from assay.providers.base import Provider, ProviderFactory
-from assay.records import Completion, ModelConfig, Request, Spent, canonical_json
+from assay.records import Completion, ModelConfig, Price, Request, Spent, canonical_json
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -39,7 +46,7 @@ class EngineConfig(BaseModel):
 
     concurrency: int = Field(default=16, ge=1)
     provider_concurrency: dict[str, int] = Field(default_factory=dict)
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     retry: RetryPolicy = RetryPolicy()
     use_cache: bool = True
     local_parallel: int = Field(default=4, ge=1)
@@ -54,6 +61,7 @@ class _BudgetLedger:
         self._lock = threading.Lock()
         self.spent_usd = before.cost_usd
         self.reserved_usd = 0.0
+        self.in_flight = 0  # reservations not yet settled
         self.calls = before.calls
 
     def snapshot(self) -> Spent:
@@ -73,10 +81,21 @@ class _BudgetLedger:
                     f"${estimate_usd:.4f}, limit ${b.max_cost_usd:.4f}"
                 )
             self.calls += 1
+            self.in_flight += 1
             self.reserved_usd += estimate_usd
+
+    def may_fit_later(self, estimate_usd: float) -> bool:
+        """Whether a call refused now could fit once the calls in flight settle: they give
+        back what they reserved beyond their cost, never calls already counted."""
+        with self._lock:
+            b = self.budget
+            calls_left = b.max_calls is None or self.calls + 1 <= b.max_calls
+            cost_left = b.max_cost_usd is None or self.spent_usd + estimate_usd <= b.max_cost_usd
+            return self.in_flight > 0 and calls_left and cost_left
 
     def settle(self, estimate_usd: float, actual_usd: float | None) -> None:
         with self._lock:
+            self.in_flight -= 1
             self.reserved_usd -= estimate_usd
             self.spent_usd += actual_usd if actual_usd is not None else 0.0
 
@@ -103,6 +122,7 @@ class Engine:
         self.cache = cache if self.config.use_cache else None
         self.accounting = Accounting()
         self.ledger = _BudgetLedger(self.config.budget, spent_before or Spent())
+        self._settled = asyncio.Event()  # set (and replaced) each time a call settles
         self._rng = rng or random.Random(0)
         self._sleep = sleep
         self._global = asyncio.Semaphore(self.config.concurrency)
@@ -147,16 +167,45 @@ class Engine:
                 await self._sleep(self.config.retry.delay_s(error, attempt, self._rng))
 
     async def _call_once(self, model: ModelConfig, request: Request) -> Completion:
-        estimate = self._estimate_cost(model, request)
-        self.ledger.reserve(estimate)
+        price = self._budget_price(model)
+        estimate = _worst_case_cost(price, request)
+        await self._reserve(estimate)
         actual: float | None = None
         try:
             async with self._global, self._limit_for(model):
                 completion = await self._timed(self._provider(model), request)
-            actual = self._priced(model, completion).cost_usd
+            if not completion.usage_known:
+                completion = completion.model_copy(update={"usage_estimated": True})
+            actual = cost_usd(price, *usage_or_estimate(request, completion))
             return completion
         finally:
             self.ledger.settle(estimate, actual)
+            self._settled.set()  # wake the calls waiting for room in the budget
+            self._settled = asyncio.Event()
+
+    async def _reserve(self, estimate: float) -> None:
+        """Reserve the worst case; while calls in flight may give room back, wait for them
+        rather than stop a run that still fits its budget."""
+        while True:
+            settled = self._settled
+            try:
+                self.ledger.reserve(estimate)
+                return
+            except BudgetExceeded:
+                if not self.ledger.may_fit_later(estimate):
+                    raise
+            await settled.wait()
+
+    def _budget_price(self, model: ModelConfig) -> Price | None:
+        """The model's price; under a cost budget an unknown price stops the call, since no
+        reservation could cover it (jobs refuse such a run before it starts)."""
+        price = self.prices.lookup(model)
+        if price is None and self.config.budget.max_cost_usd is not None:
+            raise BudgetExceeded(
+                f"Cost budget cannot cover a call to {model.spec}: its price is unknown; "
+                "give it one with --prices FILE"
+            )
+        return price
 
     async def _timed(self, provider: Provider, request: Request) -> Completion:
         # asyncio.timeout, not wait_for: wait_for runs each call in a new task, which delays
@@ -168,19 +217,10 @@ class Engine:
             raise RequestTimeoutError(f"No reply within {self.config.timeout_s:g} s") from None
 
     def _priced(self, model: ModelConfig, completion: Completion) -> Completion:
+        """The cost from the reply's own usage: unknown (None) where it gave none."""
         price = self.prices.lookup(model)
         cost = cost_usd(price, completion.input_tokens, completion.output_tokens)
         return completion.model_copy(update={"cost_usd": cost})
-
-    def _estimate_cost(self, model: ModelConfig, request: Request) -> float:
-        """A deliberately high estimate: ~3 characters a token, the full max_tokens."""
-        price = self.prices.lookup(model)
-        if price is None:
-            return 0.0
-        chars = sum(len(m.content) for m in request.messages)
-        input_tokens = chars // 3 + 8 * len(request.messages) + 16
-        output_tokens = request.params.max_tokens or 4096
-        return cost_usd(price, input_tokens, output_tokens) or 0.0
 
     def _limit_for(self, model: ModelConfig) -> asyncio.Semaphore:
         if model.provider not in self._limits:
@@ -214,3 +254,10 @@ class Engine:
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
+
+
+def _worst_case_cost(price: Price | None, request: Request) -> float:
+    """The most a call can cost: every input byte a token (safe for any script, CJK
+    included), and the full ``max_tokens`` of output."""
+    tokens = (input_token_bound(request), output_token_bound(request))
+    return cost_usd(price, *tokens) or 0.0

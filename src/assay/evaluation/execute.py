@@ -10,6 +10,7 @@ from typing import Protocol
 from assay.engine.engine import Engine
 from assay.errors import AssayError, AuthError, BudgetExceeded, DataError, ProviderError
 from assay.evaluation.items import WorkItem
+from assay.records import repair_surrogates
 from assay.scoring.score import Score
 from assay.scoring.scorer import ResponseScorer
 from assay.store.runstore import ResultRecord, RunStore
@@ -68,7 +69,7 @@ async def _work(items: Iterator[WorkItem], ctx: RunContext, outcome: ExecutionOu
             outcome.stopped_reason = str(exc)
             return
         except AuthError as exc:
-            outcome.stopped_reason, outcome.fatal = str(exc), exc
+            outcome.stopped_reason, outcome.fatal = repair_surrogates(str(exc)), exc
             return
         ctx.store.save_result(result, ctx.engine.ledger.snapshot())
         outcome.completed += 1
@@ -88,7 +89,9 @@ async def run_item(item: WorkItem, ctx: RunContext) -> ResultRecord:
     except (AuthError, BudgetExceeded):
         raise
     except ProviderError as exc:
-        failed = {name: Score.error(str(exc)) for name in ctx.scorer.names}
-        return base.model_copy(update={"error_kind": exc.kind, "error": str(exc), "scores": failed})
+        # An error body is the server's text: it may hold half an emoji, which no store encodes.
+        reason = repair_surrogates(str(exc))
+        failed = {name: Score.error(reason) for name in ctx.scorer.names}
+        return base.model_copy(update={"error_kind": exc.kind, "error": reason, "scores": failed})
     scores = await ctx.scorer.score(item.sample, completion.text)
     return base.model_copy(update={"completion": completion, "scores": scores})

@@ -11,7 +11,8 @@ from assay.benchmark.config import RunConfig
 from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_task
 from assay.evaluation.execute import ProgressSink
 from assay.evaluation.session import Session
-from assay.jobs.lifecycle import ResumeChanges, run_to_end
+from assay.jobs.budget import check_run_budget
+from assay.jobs.lifecycle import ResumeChanges, check_not_leased, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 
 
@@ -31,6 +32,7 @@ class BenchmarkJob:
             update={"data": absolute(config.data), "prompts": [absolute(p) for p in config.prompts]}
         )
         check_outputs(outputs, _inputs(config, session))
+        check_run_budget(config, session.prices)
         plan = runner.prepare(config)
         return cls(session, plan, runner.start_run(plan, session), outputs)
 
@@ -45,9 +47,11 @@ class BenchmarkJob:
         """Continue a stored run with its own config; ``changes`` may raise the budget or
         change concurrency, nothing else."""
         run = session.store.get_run(run_id)
+        check_not_leased(session.store, run.id, "run")
         stored = runner.stored_config(run)
         config = stored.model_copy(update={"engine": changes.apply(stored.engine)})
         check_outputs(outputs, _inputs(config, session))
+        check_run_budget(config, session.prices)
         plan = runner.prepare(config)
         runner.check_resumable(plan, run)
         return cls(session, plan, run.id, outputs)
@@ -71,4 +75,4 @@ class BenchmarkJob:
 
 
 def _inputs(config: RunConfig, session: Session) -> list[str | Path]:
-    return [config.data, *config.prompts, session.store.path]
+    return [config.data, *config.prompts, session.store.path.parent]

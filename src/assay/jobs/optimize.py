@@ -9,7 +9,8 @@ from pathlib import Path
 
 from assay.errors import UserInputError
 from assay.evaluation.session import Session
-from assay.jobs.lifecycle import ResumeChanges, run_to_end
+from assay.jobs.budget import check_optimize_budget
+from assay.jobs.lifecycle import ResumeChanges, check_not_leased, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 from assay.optimizer import loop, per_model
 from assay.optimizer.config import OptimizeConfig
@@ -35,6 +36,7 @@ class OptimizeJob:
         """Validate everything, split the data and start the run (prices pinned)."""
         config = _absolute(config)
         check_outputs(outputs, _inputs(config, session))
+        check_optimize_budget(config, session.prices)
         prepared = loop.prepare(config)
         return cls(session, prepared, loop.start(prepared, session), outputs)
 
@@ -49,9 +51,11 @@ class OptimizeJob:
         """Continue a stored run with its own config; ``changes`` may raise the budget or
         change concurrency, nothing else."""
         run = session.store.get_run(run_id)
+        check_not_leased(session.store, run.id, "optimize")
         stored = loop.stored_config(run)
         config = stored.model_copy(update={"engine": changes.apply(stored.engine)})
         check_outputs(outputs, _inputs(config, session))
+        check_optimize_budget(config, session.prices)
         prepared = loop.prepare(config)
         loop.check_resumable(prepared, run)
         return cls(session, prepared, run.id, outputs)
@@ -103,6 +107,8 @@ class PerModelOptimizeJob:
         )
         for path in filter(None, prompts):
             check_outputs(Outputs(prompt=path), _inputs(config, session))
+        for one in configs:
+            check_optimize_budget(one, session.prices)
         return cls(session, [loop.prepare(c) for c in configs], outputs)
 
     @property
@@ -142,4 +148,4 @@ def _absolute(config: OptimizeConfig) -> OptimizeConfig:
 
 
 def _inputs(config: OptimizeConfig, session: Session) -> list[str | Path]:
-    return [config.data, config.prompt, session.store.path]
+    return [config.data, config.prompt, session.store.path.parent]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from assay.errors import UserInputError
+from assay.files import refuse_clobber, resolved, write_atomic
+
+__all__ = ["Outputs", "absolute", "check_outputs", "write_atomic"]
 
 
 class Outputs(BaseModel):
@@ -26,16 +27,14 @@ class Outputs(BaseModel):
 
 def check_outputs(outputs: Outputs, inputs: Iterable[str | Path]) -> None:
     """Fail before spending anything when an output cannot be written, or would clobber an
-    input (the data, a prompt) or another output."""
-    protected = {_resolved(p): str(p) for p in inputs}
+    input (the data, a prompt), another output or anything in an input folder (the run
+    store's: pass its folder, not ``runs.sqlite``, so the cache and WAL are covered too)."""
     seen: set[Path] = set()
+    inputs = list(inputs)
     for path in outputs.paths():
         _check_writable(path)
-        where = _resolved(path)
-        if where in protected:
-            raise UserInputError(
-                f"Cannot write {path}: it is the input {protected[where]}", "choose another path"
-            )
+        refuse_clobber(path, inputs)
+        where = resolved(path)
         if where in seen:
             raise UserInputError(f"Two outputs go to {path}", "give each output its own path")
         seen.add(where)
@@ -52,19 +51,3 @@ def absolute(path: str) -> str:
     """Inputs are recorded as absolute paths, so a resume from another folder finds them and
     the CLI and the API record the same run."""
     return str(Path(path).expanduser().resolve())
-
-
-def _resolved(path: str | Path) -> Path:
-    return Path(path).expanduser().resolve()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -17,7 +17,7 @@ class SplitConfig(BaseModel):
     train: float = 0.5
     val: float = 0.2
     test: float = 0.3
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy refuses negative seeds
 
     @field_validator("test")
     @classmethod
@@ -65,7 +65,7 @@ class OptimizeConfig(BaseModel):
     stop: StopRules = StopRules()
     engine: EngineConfig = EngineConfig()
     source_model: str | None = None
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy refuses negative seeds
 
     @property
     def reasoner(self) -> ModelConfig:

@@ -70,7 +70,7 @@ class AnthropicProvider:
         return body
 
     def _map_error(self, exc: Exception, anthropic: Any) -> ProviderError:
-        where = f"{self.model.spec} at {self.model.base_url}"
+        where = redact_key(f"{self.model.spec} at {self.model.base_url}", self.model)
         if isinstance(exc, anthropic.APITimeoutError):
             from assay.errors import RequestTimeoutError
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assay.data.datasets import NotRegularFileError, open_regular
 from assay.errors import UserInputError
 from assay.pricing import parse_price
 from assay.providers.specs import resolve_model
@@ -36,11 +37,11 @@ def load_models_config(path: str | Path) -> list[ModelConfig]:
     return [_entry(p, i, raw) for i, raw in enumerate(entries, start=1)]
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a models config is a few lines; a bigger file is a wrong path
+
+
 def _parse(p: Path) -> Any:
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserInputError(f"Cannot read models config {p}: {exc.strerror}") from None
+    text = _read_text(p)
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml
@@ -52,6 +53,31 @@ def _parse(p: Path) -> Any:
     except Exception as exc:  # each parser has its own error type
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserInputError(f"{p}: not valid {p.suffix.lstrip('.') or 'JSON'} ({first})") from None
+
+
+def _read_text(p: Path) -> str:
+    """The file as text; a FIFO, a device, a huge or a binary file is one clear error."""
+    try:
+        with open_regular(p) as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except NotRegularFileError as exc:
+        raise UserInputError(
+            f"Models config {p} is {exc.kind}", "give a YAML, JSON or TOML file"
+        ) from None
+    except OSError as exc:
+        raise UserInputError(f"Cannot read models config {p}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UserInputError(
+            f"Models config {p} is larger than 1 MiB", "is this the models config?"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserInputError(
+            f"{p}:{line}: models config is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            "give a YAML, JSON or TOML file saved as UTF-8",
+        ) from None
 
 
 def _entry(p: Path, index: int, raw: Any) -> ModelConfig:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
+from assay import secrets
 from assay.errors import (
     AuthError,
     BadRequestError,
@@ -75,7 +75,7 @@ class OpenAICompatProvider:
         return _completion(payload, time.perf_counter() - started, self.model.model)
 
     def _unreadable(self, problem: object) -> ProviderError:
-        where = f"{self.model.spec} at {self.model.base_url}"
+        where = redact_key(f"{self.model.spec} at {self.model.base_url}", self.model)
         return ProviderUnavailableError(f"{where}: unreadable reply ({problem})")
 
     def _body(self, request: Request) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def _retry_after(exc: Any) -> float | None:
 def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
     """Translate SDK exceptions into Assay's typed errors (the engine decides on retries)."""
     openai = _import_openai()
-    where = f"{model.spec} at {model.base_url}"
+    where = redact_key(f"{model.spec} at {model.base_url}", model)
     message = redact_key(_error_text(exc), model)
     if isinstance(exc, openai.APITimeoutError) and not _dropped_connection(exc):
         return RequestTimeoutError(f"{where}: request timed out")
@@ -204,9 +204,10 @@ def _map_status(status: int | None, text: str, exc: Exception, model: ModelConfi
 
 
 def redact_key(text: str, model: ModelConfig) -> str:
-    """``text`` with the model's API key replaced by ``***`` (servers echo it in 401 messages)."""
-    key = os.environ.get(model.api_key_env) if model.api_key_env else None
-    return text.replace(key, "***") if key and len(key) >= 8 else text
+    """``text`` with the model's API key, and every other secret the process knows, replaced
+    by ``***`` (servers echo keys in error messages, whole or cut)."""
+    secrets.remember_env(model.api_key_env)
+    return secrets.redact(text)
 
 
 def _error_text(exc: Exception) -> str:

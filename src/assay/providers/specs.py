@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assay import secrets
 from assay.errors import MissingKeyError, UserInputError
 from assay.records import ModelConfig, Price
 
@@ -86,6 +87,7 @@ def resolve_model(
             f"{spec} runs in-process and takes no --base-url",
             "use compat/MODEL to reach a served model over HTTP",
         )
+    _remember_secrets(base_url, api_key_env or info.api_key_env, params or {})
     return ModelConfig(
         spec=spec,
         provider=provider,
@@ -96,6 +98,24 @@ def resolve_model(
         params=params or {},
         price=price,
     )
+
+
+def _remember_secrets(
+    base_url: str | None, api_key_env: str | None, params: dict[str, Any]
+) -> None:
+    """What this model config holds that must never be written or printed: credentials in its
+    URL, its header values, its key variable's value. A key pasted where the variable's name
+    belongs is refused without echoing it."""
+    secrets.remember_url(base_url)
+    secrets.remember_headers(params.get("extra_headers"))
+    secrets.remember_headers(params.get("headers"))
+    if api_key_env and not secrets.is_env_name(api_key_env):
+        secrets.remember(api_key_env)
+        raise UserInputError(
+            "api_key_env must name an environment variable, not hold the key itself",
+            "put the key in a variable (export MY_KEY=...) and write api_key_env: MY_KEY",
+        )
+    secrets.remember_env(api_key_env)
 
 
 def key_required(model: ModelConfig) -> bool:

@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from assay.errors import UserInputError
+from assay.files import refuse_clobber, write_atomic
 from assay.report.data import RunView, load_view
 from assay.report.html import Markup, el, join
 from assay.report.page import render_page
 from assay.report.sections import anchor, run_section
+from assay.secrets import redact
 from assay.store.runstore import RunStore
 
 __all__ = ["RunView", "load_view", "render_report", "run_section", "write_report"]
@@ -30,9 +33,16 @@ def render_report(store: RunStore, run_ids: Sequence[str]) -> str:
 
 
 def write_report(store: RunStore, run_ids: Sequence[str], path: str | Path) -> Path:
+    """Written atomically, never into the run store's folder, with every known secret
+    redacted (a store written by an older Assay may still hold one)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(store, run_ids), encoding="utf-8")
+    refuse_clobber(out, [store.path.parent])
+    html = redact(render_report(store, run_ids))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"Cannot write {out}: {exc.strerror or exc}") from None
+    write_atomic(out, html)
     return out
 
 

@@ -399,7 +399,10 @@ def _reject_constant(name: str) -> Any:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:  # nested past the parser's stack: a reply no one can use as JSON
+        raise ValueError("nested too deep to parse") from None
 
 
 def parse_json_output(output: str) -> tuple[Any, str]:
@@ -440,7 +443,7 @@ def _load_schema(path: str) -> Any:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserInputError(f"cannot read JSON schema {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the stack
         raise UserInputError(f"JSON schema {path} is not valid JSON: {exc}") from exc
     validator_class = jsonschema.validators.validator_for(schema)
     try:
@@ -461,7 +464,10 @@ def json_schema(path: str) -> Metric:
             value, where = parse_json_output(output)
         except _NotJson:
             return Score.scored(0.0, "not valid JSON")
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        except RecursionError:  # a value nested deeper than validation can follow
+            return Score.scored(0.0, "nested too deep to validate")
         if not errors:
             return Score.scored(1.0, "valid against the schema", source=where)
         first = errors[0]

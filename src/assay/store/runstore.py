@@ -24,7 +24,8 @@ from assay import __version__
 from assay.errors import UserInputError
 from assay.records import Completion, Request, Sample, Spent
 from assay.scoring.score import Score
-from assay.store.migrations import migrate
+from assay.secrets import redact
+from assay.store.migrations import MIGRATIONS, migrate
 from assay.store.run_record import StoredRun
 
 _T = TypeVar("_T")
@@ -37,7 +38,13 @@ _SAMPLES_BATCH = 1_000  # rows per insert: a streamed dataset is never held whol
 
 def store_dir(explicit: str | Path | None = None) -> Path:
     """``--store PATH`` wins, then ``$ASSAY_STORE``, then ``.assay/`` in the working directory."""
-    return Path(explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR)
+    path = Path(explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(
+            f"The run store {path} is a file, not a folder",
+            "pass --store a folder (it is created if missing)",
+        )
+    return path
 
 
 class RunRecord(BaseModel):
@@ -105,6 +112,28 @@ class ResultRow:
     scores: dict[str, ScoreRow]
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a run: one process at a time executes it (``jobs.lifecycle`` decides when a
+    lease is stale). ``token`` tells two holders in one process apart."""
+
+    run_id: str
+    token: str
+    pid: int
+    host: str
+    heartbeat: float
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTally:
+    """How many of a run's calls ended as errors, and its most common error."""
+
+    calls: int
+    failed: int
+    most_common: str | None
+    most_common_count: int
+
+
 # Rows fetched per hold of the store's lock while streaming results.
 _ROWS_BATCH = 500
 
@@ -125,18 +154,13 @@ def new_run_id() -> str:
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: opened with SQLite's ``mode=ro``, no WAL setup and no migration, so
+        a store on a read-only filesystem (a share, a CI artefact) can be read."""
         self.path = path
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            # WAL + NORMAL: a committed result survives a killed process without an fsync each
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self._db)
+            self._db = _connect_read_only(path) if read_only else _connect(path)
         except sqlite3.DatabaseError as exc:
             raise UserInputError(
                 f"Run store {path} is unreadable ({exc})", "move it aside or pass --store DIR"
@@ -145,13 +169,13 @@ class RunStore:
     @classmethod
     def open(cls, directory: str | Path | None = None, *, create: bool = True) -> RunStore:
         """``create=False`` for commands that only read: a missing store is an error, not a
-        new empty file."""
+        new empty file, and the store is opened read-only."""
         path = store_dir(directory) / STORE_FILE
         if not create and not path.is_file():
             raise UserInputError(
                 f"No run store at {path}", "list runs with: assay runs, or pass --store DIR"
             )
-        return cls(path)
+        return cls(path, read_only=not create)
 
     @staticmethod
     def exists(directory: str | Path | None = None) -> bool:
@@ -161,7 +185,7 @@ class RunStore:
     def create_run(self, record: StoredRun) -> str:
         run_id = new_run_id()
         now = time.time()
-        config = record.model_dump_json()
+        config = redact(record.model_dump_json())
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, ?, ?, NULL)",
@@ -174,14 +198,16 @@ class RunStore:
             self._db.execute(
                 "UPDATE runs SET status = ?, updated_at = ?, summary = COALESCE(?, summary) "
                 "WHERE id = ?",
-                (status, time.time(), json.dumps(summary) if summary is not None else None, run_id),
+                (status, time.time(), _json_or_none(summary), run_id),
             )
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:
+            # A prefix is matched literally: % and _ in it are not LIKE wildcards.
+            prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             rows = self._db.execute(
-                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY created_at DESC",
-                (run_id, f"{run_id}%"),
+                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY created_at DESC",
+                (run_id, f"{prefix}%"),
             ).fetchall()
         if not rows:
             raise UserInputError(f"No run {run_id!r} in {self.path}", "list runs with: assay runs")
@@ -198,7 +224,9 @@ class RunStore:
 
     def save_text(self, kind: str, text: str, digest: str) -> None:
         with self._lock, self._db:
-            self._db.execute("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", (digest, kind, text))
+            self._db.execute(
+                "INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", (digest, kind, redact(text))
+            )
 
     def get_text(self, digest: str) -> str | None:
         with self._lock:
@@ -214,7 +242,7 @@ class RunStore:
         in one transaction, so a run has all of its samples or none.
         """
         split_of = split_of or {}
-        rows = ((run_id, s.id, split_of.get(s.id), s.model_dump_json()) for s in samples)
+        rows = ((run_id, s.id, split_of.get(s.id), redact(s.model_dump_json())) for s in samples)
         with self._lock, self._db:
             while batch := list(islice(rows, _SAMPLES_BATCH)):
                 self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", batch)
@@ -317,7 +345,7 @@ class RunStore:
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO iterations VALUES (?, ?, ?, ?)",
-                (run_id, idx, json.dumps(record), time.time()),
+                (run_id, idx, redact(json.dumps(record)), time.time()),
             )
 
     def iterations(self, run_id: str) -> list[dict[str, Any]]:
@@ -326,6 +354,61 @@ class RunStore:
                 "SELECT record FROM iterations WHERE run_id = ? ORDER BY idx", (run_id,)
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def error_tally(self, run_id: str) -> ErrorTally:
+        with self._lock:
+            calls, failed = self._db.execute(
+                "SELECT COUNT(*), COUNT(error_kind) FROM results WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            top = self._db.execute(
+                "SELECT error, COUNT(*) AS n FROM results WHERE run_id = ? AND error_kind IS NOT "
+                "NULL GROUP BY error ORDER BY n DESC, error LIMIT 1",
+                (run_id,),
+            ).fetchone()
+        return ErrorTally(calls, failed, top[0] if top else None, top[1] if top else 0)
+
+    def insert_lease(self, lease: Lease) -> bool:
+        """Take a run's lease if nobody holds it; False when somebody does."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO run_leases VALUES (?, ?, ?, ?, ?)",
+                (lease.run_id, lease.token, lease.pid, lease.host, lease.heartbeat),
+            )
+        return cursor.rowcount == 1
+
+    def lease(self, run_id: str) -> Lease | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_id, token, pid, host, heartbeat FROM run_leases WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+        return Lease(*row) if row else None
+
+    def take_over_lease(self, old: Lease, new: Lease) -> bool:
+        """Replace ``old`` by ``new`` only if ``old`` still holds the run, unchanged: of two
+        processes taking over one stale lease, exactly one wins."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "UPDATE run_leases SET token = ?, pid = ?, host = ?, heartbeat = ? "
+                "WHERE run_id = ? AND token = ? AND heartbeat = ?",
+                (new.token, new.pid, new.host, new.heartbeat, old.run_id, old.token, old.heartbeat),
+            )
+        return cursor.rowcount == 1
+
+    def refresh_lease(self, run_id: str, token: str) -> bool:
+        """The holder's heartbeat; False when its lease was taken over."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "UPDATE run_leases SET heartbeat = ? WHERE run_id = ? AND token = ?",
+                (time.time(), run_id, token),
+            )
+        return cursor.rowcount == 1
+
+    def release_lease(self, run_id: str, token: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "DELETE FROM run_leases WHERE run_id = ? AND token = ?", (run_id, token)
+            )
 
     def integrity_problems(self) -> list[str]:
         """SQLite's own check plus the store's invariants; empty when all is well."""
@@ -343,6 +426,62 @@ class RunStore:
             self._db.close()
 
 
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
+    return redact(json.dumps(value)) if value is not None else None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA foreign_keys=ON")
+    # WAL + NORMAL: a committed result survives a killed process without an fsync each
+    db.execute("PRAGMA synchronous=NORMAL")
+    migrate(db)
+    return db
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. A store that needs a migration is upgraded first where
+    it can be written, as any command did before; where it cannot, that is one line."""
+    db = _open_read_only(path)
+    if not _pending_migrations(db):
+        return db
+    db.close()
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        _connect(path).close()
+        return _open_read_only(path)
+    raise UserInputError(
+        f"Run store {path} needs an upgrade (it was written by an older Assay) and is read-only",
+        "copy its folder somewhere writable and pass --store DIR",
+    )
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    uri = path.resolve().as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=30000")
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # A WAL store needs its index file (-shm), which a read-only filesystem cannot
+        # create. Nobody can be writing a store there, so it is read as immutable.
+        db.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        db = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+    return db
+
+
+def _pending_migrations(db: sqlite3.Connection) -> set[str]:
+    try:
+        applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # a new, empty file: no table yet
+        applied = set()
+    return {name for name, _ in MIGRATIONS} - applied
+
+
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
         id=row[0],
@@ -357,16 +496,16 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
 
 
 def _result_row(r: ResultRecord) -> tuple[Any, ...]:
-    completion = r.completion.model_dump_json() if r.completion else None
+    completion = redact(r.completion.model_dump_json()) if r.completion else None
     return (
         r.run_id,
         r.variant,
         r.sample_id,
         r.repeat,
-        r.request.model_dump_json(),
+        redact(r.request.model_dump_json()),
         completion,
         r.error_kind,
-        r.error,
+        redact(r.error) if r.error else r.error,
         time.time(),
     )
 
@@ -380,8 +519,8 @@ def _score_row(r: ResultRecord, metric: str, s: Score) -> tuple[Any, ...]:
         metric,
         s.value,
         s.status,
-        s.reason,
-        json.dumps(s.details, default=str),
+        redact(s.reason),
+        redact(json.dumps(s.details, default=str)),
     )
 
 

@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import math
 import re
 import socket
 import struct
@@ -316,6 +317,11 @@ def _completion(
     }
 
 
+def _per_char(texts: list[str], rate: float) -> int:
+    """Tokens as a CJK tokenizer counts them: ``rate`` per non-space character, rounded up."""
+    return math.ceil(rate * sum(len("".join(t.split())) for t in texts))
+
+
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -333,10 +339,17 @@ class _Reply(Action):
     model: str | None
     finish_reason: str
     usage: bool
+    tokens_per_char: float | None = None
 
     def usage_json(self, request: ChatRequest) -> dict[str, int]:
         prompt = self.input_tokens
         completion = self.output_tokens
+        if self.tokens_per_char is not None:
+            texts = [_content_text(m.get("content")) for m in request.messages]
+            return _usage(
+                _per_char(texts, self.tokens_per_char) if prompt is None else prompt,
+                _per_char([self.text], self.tokens_per_char) if completion is None else completion,
+            )
         return _usage(
             _count_input_tokens(request.messages) if prompt is None else prompt,
             len(self.text.split()) if completion is None else completion,
@@ -576,12 +589,18 @@ def reply(
     model: str | None = None,
     finish_reason: str = "stop",
     usage: bool = True,
+    tokens_per_char: float | None = None,
 ) -> Action:
     """A normal ``chat.completion`` after ``delay`` s; usage defaults to whitespace word counts.
 
+    ``usage=False`` leaves ``usage`` out of the reply (as some servers do), so a client must
+    estimate it. ``tokens_per_char`` counts usage per non-space character instead of per word,
+    as tokenizers count CJK text (about 1 to 1.5 tokens a character, where words are few).
     If the request asked for ``stream: true`` the same reply is sent as SSE chunks.
     """
-    return _Reply(text, input_tokens, output_tokens, delay, model, finish_reason, usage)
+    return _Reply(
+        text, input_tokens, output_tokens, delay, model, finish_reason, usage, tokens_per_char
+    )
 
 
 def error(

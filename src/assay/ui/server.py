@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from assay.errors import UserInputError
 from assay.report.page import content_policy, report_script
+from assay.secrets import redact
 from assay.store.runstore import RunStore
 from assay.ui.archive import ArchiveBook
 from assay.ui.script import DASHBOARD_JS
@@ -40,7 +41,7 @@ class DashboardServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], store_dir: Path, allow_writes: bool) -> None:
         self.store_dir = store_dir
-        self.store = RunStore.open(store_dir)
+        self.store = RunStore.open(store_dir, create=False)  # read-only: it only reads
         self.archive = ArchiveBook(store_dir)
         self.allow_writes = allow_writes
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -143,10 +144,10 @@ class DashboardHandler(BaseHTTPRequestHandler):
 
     def _send_html(self, html: str) -> None:
         policy = content_policy(report_script() + DASHBOARD_JS, connect="'self'")
-        self._send(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8", policy)
+        self._send(HTTPStatus.OK, redact(html).encode(), "text/html; charset=utf-8", policy)
 
     def _send_json(self, status: HTTPStatus, data: Any) -> None:
-        body = json.dumps(data, default=str).encode()
+        body = redact(json.dumps(data, default=str)).encode()  # a store may predate redaction
         self._send(status, body, "application/json", "default-src 'none'")
 
     def _send(self, status: HTTPStatus, body: bytes, kind: str, policy: str) -> None:

@@ -1,0 +1,94 @@
+"""Writing the user's files: atomically, and never over an input or into the run store.
+
+Below every layer (the jobs, the report and the CLI all write through it), so it imports
+nothing of Assay's but its errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from assay.errors import UserInputError
+
+
+def refuse_clobber(path: Path, inputs: Iterable[str | Path]) -> None:
+    """Fail when ``path`` is one of ``inputs``, or lies inside an input that is a folder: the
+    run store's (writing there could replace ``runs.sqlite``, and with it every run)."""
+    where = resolved(path)
+    for item in inputs:
+        source = resolved(item)
+        if source == where:
+            raise UserInputError(
+                f"Cannot write {path}: it is the input {item}", "choose another path"
+            )
+        if source.is_dir() and where.is_relative_to(source):
+            raise UserInputError(
+                f"Cannot write {path}: it is inside the run store folder {item}",
+                "write it elsewhere",
+            )
+
+
+def resolved(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, flushed to disk, then renamed over
+    ``path``: a crash at any moment leaves the old file or the new one, never a part.
+
+    A device or a pipe (``/dev/stdout``) is written in place: it cannot be renamed over.
+    Any OS error is one line naming the file (a full disk included).
+    """
+    try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            _write_in_place(path, text)
+        else:
+            _write_renamed(path, text)
+    except OSError as exc:
+        raise UserInputError(f"Cannot write {path}: {_reason(exc)}") from None
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _write_renamed(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some filesystems cannot open a folder: best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device (free some space or write elsewhere)"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{exc.strerror.lower() if exc.strerror else 'not allowed'} (write elsewhere)"
+    return (exc.strerror or str(exc)).lower()
