@@ -26,7 +26,7 @@ from assay.engine.engine import EngineConfig
 from assay.errors import AssayError
 from assay.evaluation.config import ScoringConfig
 from assay.jobs import BenchmarkJob, Session
-from assay.jobs.lifecycle import LEASE_STALE_ENV, RunLeased
+from assay.jobs.lease import LEASE_STALE_ENV, RunLeased
 from assay.optimizer.config import OptimizeConfig, SplitConfig
 from assay.providers.specs import resolve_model
 from assay.records import GenerationParams

@@ -12,7 +12,8 @@ from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_tas
 from assay.evaluation.execute import ProgressSink
 from assay.evaluation.session import Session
 from assay.jobs.budget import check_run_budget
-from assay.jobs.lifecycle import ResumeChanges, check_not_leased, run_to_end
+from assay.jobs.lease import check_not_leased
+from assay.jobs.lifecycle import ResumeChanges, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from assay.errors import UserInputError
 from assay.evaluation.session import Session
 from assay.jobs.budget import check_optimize_budget
-from assay.jobs.lifecycle import ResumeChanges, check_not_leased, run_to_end
+from assay.jobs.lease import check_not_leased
+from assay.jobs.lifecycle import ResumeChanges, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 from assay.optimizer import loop, per_model
 from assay.optimizer.config import OptimizeConfig
