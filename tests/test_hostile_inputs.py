@@ -287,6 +287,30 @@ def test_a_fifo_as_data_prompt_or_models_config_is_one_error_line(
     assert no_runs()
 
 
+def test_a_fifo_as_prices_rubric_or_json_schema_is_one_error_line(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.json"  # a name each reader accepts, so only the FIFO is wrong
+    os.mkfifo(fifo)
+    data = write_rows(tmp_path / "d.jsonl", ROWS)
+    run = ["run", str(data), str(prompt_file(tmp_path)), "-m", "compat/m"]
+    run += ["--base-url", "http://127.0.0.1:9/v1"]
+    cases = [
+        [*run, "--metric", "label", "--prices", str(fifo)],
+        [
+            *run,
+            "--judge",
+            "compat/j",
+            "--judge-base-url",
+            "http://127.0.0.1:9/v1",
+            "--judge-criteria",
+            str(fifo),
+        ],
+        [*run, "--metric", f"json-schema:{fifo}"],
+    ]
+    for args in cases:
+        one_error_line(assay_capped(*args), str(fifo), "FIFO")
+    assert no_runs()
+
+
 @pytest.mark.parametrize("role", ["data", "prompt"])
 def test_dev_zero_as_data_or_prompt_is_one_error_line(tmp_path: Path, role: str) -> None:
     data = write_rows(tmp_path / "d.jsonl", ROWS)

@@ -12,6 +12,7 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from assay.errors import UserInputError
 
@@ -92,3 +93,49 @@ def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{exc.strerror.lower() if exc.strerror else 'not allowed'} (write elsewhere)"
     return (exc.strerror or str(exc)).lower()
+
+
+class NotRegularFileError(OSError):
+    """The path is a FIFO, a device, a socket or a directory: ``kind`` says which."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"it is {kind}, not a regular file")
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(p: Path) -> IO[bytes]:
+    """Open ``p`` for reading only if it is a regular file, else NotRegularFileError.
+
+    A FIFO would block the open forever and a device such as /dev/zero never ends. The file
+    is opened without blocking and checked on its descriptor, so no swap can slip between."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise NotRegularFileError(kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_text(path: Path, max_bytes: int = 16 * 2**20) -> str:
+    """A small text file's content (a rubric, a schema, a price file): only a regular file,
+    read to ``max_bytes`` at most, as UTF-8. Raises OSError (NotRegularFileError for a FIFO or
+    a device), or UnicodeDecodeError / ValueError for what it cannot hold."""
+    with open_regular(path) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path} is over {max_bytes // 2**20} MiB")
+    return data.decode("utf-8")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from assay.errors import UserInputError
+from assay.files import read_regular_text
 from assay.providers.specs import PROVIDERS
 from assay.records import ModelConfig, Price
 
@@ -185,10 +186,10 @@ def _text(value: object, name: str, where: str) -> str:
 def _read_mapping(path: Path) -> dict[str, Any]:
     parse = _parser_for(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         raise UserInputError(f"Price file not found: {path}", "check the --prices path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserInputError(f"Cannot read price file {path}: {exc}") from None
     try:
         data = parse(text)

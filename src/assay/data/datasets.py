@@ -25,9 +25,7 @@ import codecs
 import csv
 import hashlib
 import json
-import os
 import re
-import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict
 
 from assay.errors import DataError, UserInputError
+from assay.files import NotRegularFileError, open_regular
 from assay.records import Message, Sample, repair_surrogates
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "review", "document", "sentence", "query")
@@ -229,41 +228,6 @@ def _reference_field(ctx: _Ctx) -> str | None:
 
 
 # ---------------------------------------------------------------- bytes and text
-
-
-class NotRegularFileError(Exception):
-    """The path is a FIFO, a device, a socket or a directory: ``kind`` says which."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-
-
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def open_regular(p: Path) -> IO[bytes]:
-    """Open ``p`` for reading only if it is a regular file, else NotRegularFileError.
-
-    A FIFO would block the open forever and a device such as /dev/zero never ends. The file
-    is opened without blocking and checked on its descriptor, so no swap can slip between."""
-    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise NotRegularFileError(kind)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _open(p: Path) -> IO[bytes]:

@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from assay.data.datasets import MISSING, Dataset, NotRegularFileError, get_path, open_regular
+from assay.data.datasets import MISSING, Dataset, get_path
 from assay.errors import DataError
+from assay.files import NotRegularFileError, open_regular
 from assay.records import Message, Sample, sha256_text
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"

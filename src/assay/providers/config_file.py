@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assay.data.datasets import NotRegularFileError, open_regular
 from assay.errors import UserInputError
+from assay.files import NotRegularFileError, open_regular
 from assay.pricing import parse_price
 from assay.providers.specs import resolve_model
 from assay.records import ModelConfig

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assay.engine.engine import Engine
 from assay.errors import ProviderError, UserInputError
+from assay.files import read_regular_text
 from assay.records import (
     Completion,
     GenerationParams,
@@ -88,10 +89,10 @@ def load_rubric(path: str | Path) -> str:
     """The rubric file's text; a one-line UserInputError when it is missing, unreadable or empty."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_regular_text(p)
     except FileNotFoundError:
         raise UserInputError(f"Rubric file not found: {p}", "check --judge-criteria") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserInputError(f"Cannot read rubric {p}: {exc}", "save it as UTF-8 text") from None
     if not text.strip():
         raise UserInputError(f"Rubric {p} is empty", "write what a good response looks like")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from assay.errors import UserInputError
+from assay.files import read_regular_text
 from assay.records import Sample, sha256_text
 from assay.scoring.score import Score
 
@@ -440,7 +441,7 @@ def _load_schema(path: str) -> Any:
     import jsonschema
 
     try:
-        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+        schema = json.loads(read_regular_text(Path(path)))
     except OSError as exc:
         raise UserInputError(f"cannot read JSON schema {path}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError) as exc:  # RecursionError: nested past the stack
