@@ -16,13 +16,14 @@ from rich.progress import (
 )
 
 from assay.benchmark.plan import RunPlan
+from assay.cli.untrusted import visible
 from assay.store.runstore import ResultRecord
 
 
 class RunProgress:
     def __init__(self, plan: RunPlan, done: set[tuple[str, str, int]], quiet: bool) -> None:
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a label is not markup
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[errors]} err  ${task.fields[cost]:.4f}"),
@@ -37,7 +38,7 @@ class RunProgress:
         for v in plan.variants:
             already = sum(1 for key in done if key[0] == v.key)
             self._tasks[v.key] = self._progress.add_task(
-                v.key, total=per_variant, completed=already, errors=0, cost=0.0
+                visible(v.key), total=per_variant, completed=already, errors=0, cost=0.0
             )
             self._cost[v.key] = 0.0
 

@@ -46,7 +46,7 @@ def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for e in estimates:
         table.add_row(
-            Text(e.label),
+            Text(visible(e.label)),  # a label from a models config is untrusted text
             f"{e.calls:,}",
             f"{e.input_tokens:,}",
             f"{e.max_output_tokens:,}",

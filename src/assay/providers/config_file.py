@@ -46,13 +46,31 @@ def _parse(p: Path) -> Any:
         if p.suffix in (".yaml", ".yml"):
             import yaml
 
-            return yaml.safe_load(text)
-        if p.suffix == ".toml":
-            return tomllib.loads(text)
-        return json.loads(text)
+            data = yaml.safe_load(text)
+        elif p.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
     except Exception as exc:  # each parser has its own error type
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserInputError(f"{p}: not valid {p.suffix.lstrip('.') or 'JSON'} ({first})") from None
+    _refuse_lone_surrogates(p, data)
+    return data
+
+
+def _refuse_lone_surrogates(p: Path, data: Any) -> None:
+    """An escaped half of an emoji (``"\\ud83d"``) parses to a string that can be neither
+    stored nor printed: refuse it here, in one line, rather than fail when the run is saved."""
+    try:
+        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = f"U+{ord(exc.object[exc.start]):04X}"
+        raise UserInputError(
+            f"{p}: holds half of an emoji (a lone surrogate, {char})",
+            "write the character whole, or remove it",
+        ) from None
+    except RecursionError:
+        raise UserInputError(f"{p}: nests too deep to be a models config") from None
 
 
 def _read_text(p: Path) -> str:

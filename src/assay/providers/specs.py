@@ -88,6 +88,7 @@ def resolve_model(
             "use compat/MODEL to reach a served model over HTTP",
         )
     _remember_secrets(base_url, api_key_env or info.api_key_env, params or {})
+    _refuse_url_credentials(spec, base_url)
     return ModelConfig(
         spec=spec,
         provider=provider,
@@ -98,6 +99,18 @@ def resolve_model(
         params=params or {},
         price=price,
     )
+
+
+def _refuse_url_credentials(spec: str, base_url: str | None) -> None:
+    """``http://user:password@host`` cannot work: the SDK's transport refuses credentials in
+    the URL next to its own Authorization header, so every call would fail. Said before any
+    call, without echoing the URL."""
+    if base_url and "@" in base_url.split("://", 1)[-1].split("/", 1)[0]:
+        raise UserInputError(
+            f"The base URL of {spec} holds credentials (user:password@host), which are not sent",
+            "put the key in the provider's key variable (api_key_env) or a header "
+            "(params.extra_headers) in a models config",
+        )
 
 
 def _remember_secrets(
