@@ -12,8 +12,7 @@ from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_tas
 from assay.evaluation.execute import ProgressSink
 from assay.evaluation.session import Session
 from assay.jobs.budget import check_run_budget
-from assay.jobs.lease import check_not_leased
-from assay.jobs.lifecycle import ResumeChanges, run_to_end
+from assay.jobs.lifecycle import ResumeChanges, resumed_config, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 
 
@@ -47,10 +46,7 @@ class BenchmarkJob:
     ) -> BenchmarkJob:
         """Continue a stored run with its own config; ``changes`` may raise the budget or
         change concurrency, nothing else."""
-        run = session.store.get_run(run_id)
-        check_not_leased(session.store, run.id, "run")
-        stored = runner.stored_config(run)
-        config = stored.model_copy(update={"engine": changes.apply(stored.engine)})
+        run, config = resumed_config(session, run_id, "run", runner.stored_config, changes)
         check_outputs(outputs, _inputs(config, session))
         check_run_budget(config, session.prices)
         plan = runner.prepare(config)

@@ -13,17 +13,20 @@ import asyncio
 import signal
 import sqlite3
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from types import FrameType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assay.benchmark.config import RunConfig
 from assay.engine.engine import EngineConfig
 from assay.errors import AssayError, BudgetExceeded
-from assay.jobs.lease import heartbeat, take_lease
-from assay.store.runstore import RunStore
+from assay.evaluation.session import Session
+from assay.jobs.lease import check_not_leased, heartbeat, take_lease
+from assay.optimizer.config import OptimizeConfig
+from assay.store.runstore import RunRecord, RunStore
 
 T = TypeVar("T")
 
@@ -74,6 +77,24 @@ class ResumeChanges(BaseModel):
         )
         concurrency = self.concurrency or stored.concurrency
         return stored.model_copy(update={"budget": budget, "concurrency": concurrency})
+
+
+JobConfig = TypeVar("JobConfig", RunConfig, OptimizeConfig)
+
+
+def resumed_config(
+    session: Session,
+    run_id: str,
+    command: str,
+    stored_config: Callable[[RunRecord], JobConfig],
+    changes: ResumeChanges,
+) -> tuple[RunRecord, JobConfig]:
+    """The stored run and its own config with ``changes`` applied; a run another process is
+    executing is refused here, before anything is printed."""
+    run = session.store.get_run(run_id)
+    check_not_leased(session.store, run.id, command)
+    stored = stored_config(run)
+    return run, stored.model_copy(update={"engine": changes.apply(stored.engine)})
 
 
 def run_to_end(work: Coroutine[Any, Any, T], store: RunStore, run_id: str, command: str) -> T:

@@ -10,8 +10,7 @@ from pathlib import Path
 from assay.errors import UserInputError
 from assay.evaluation.session import Session
 from assay.jobs.budget import check_optimize_budget
-from assay.jobs.lease import check_not_leased
-from assay.jobs.lifecycle import ResumeChanges, run_to_end
+from assay.jobs.lifecycle import ResumeChanges, resumed_config, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
 from assay.optimizer import loop, per_model
 from assay.optimizer.config import OptimizeConfig
@@ -51,10 +50,7 @@ class OptimizeJob:
     ) -> OptimizeJob:
         """Continue a stored run with its own config; ``changes`` may raise the budget or
         change concurrency, nothing else."""
-        run = session.store.get_run(run_id)
-        check_not_leased(session.store, run.id, "optimize")
-        stored = loop.stored_config(run)
-        config = stored.model_copy(update={"engine": changes.apply(stored.engine)})
+        run, config = resumed_config(session, run_id, "optimize", loop.stored_config, changes)
         check_outputs(outputs, _inputs(config, session))
         check_optimize_budget(config, session.prices)
         prepared = loop.prepare(config)
