@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +23,8 @@ from rich.console import Console
 
 from assay.cli.main import main as assay_main
 from assay.data import demo_path, load_dataset
+from assay.errors import AssayError
+from assay.store.runstore import RunStore
 from assay.testing import Action, ChatRequest, reply
 
 FLIP = {"positive": "negative", "negative": "positive"}
@@ -200,3 +203,19 @@ def _module_consoles(names: Iterable[str]) -> list[tuple[ModuleType, str, Consol
             if isinstance(value, Console):
                 found.append((module, attr, value))
     return found
+
+
+def child_run_progress(store_dir: Path) -> tuple[str, int] | None:
+    """The run a child process started and how many results it has saved, once it has one
+    (read-only, so the reader never writes to the child's store)."""
+    if not RunStore.exists(store_dir):
+        return None
+    try:
+        store = RunStore.open(store_dir, create=False)
+        try:
+            runs = store.list_runs()
+            return (runs[0].id, len(store.completed_keys(runs[0].id))) if runs else None
+        finally:
+            store.close()
+    except (sqlite3.Error, AssayError):  # the child is still creating it
+        return None

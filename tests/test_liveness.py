@@ -23,7 +23,6 @@ from assay import api
 from assay.benchmark.config import RunConfig
 from assay.data import demo_path
 from assay.engine.engine import EngineConfig
-from assay.errors import AssayError
 from assay.evaluation.config import ScoringConfig
 from assay.jobs import BenchmarkJob, Session
 from assay.jobs.lease import LEASE_STALE_ENV, RunLeased
@@ -33,7 +32,7 @@ from assay.records import GenerationParams
 from assay.store.runstore import Lease, ResultRecord, RunStore
 from assay.testing import ScriptedServer, error
 from tests.optimize_helpers import small_dataset
-from tests.run_helpers import LabelZoo, assay
+from tests.run_helpers import LabelZoo, assay, child_run_progress
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
 ROWS = 30  # x 2 models = 60 calls
@@ -72,24 +71,9 @@ def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     )
 
 
-def progress(store_dir: Path) -> tuple[str, int] | None:
-    """The run a child started and how many results it has saved, once it has one."""
-    if not RunStore.exists(store_dir):
-        return None
-    try:
-        store = RunStore.open(store_dir, create=False)
-        try:
-            runs = store.list_runs()
-            return (runs[0].id, len(store.completed_keys(runs[0].id))) if runs else None
-        finally:
-            store.close()
-    except (sqlite3.Error, AssayError):  # the child is still creating it
-        return None
-
-
 def wait_for_results(store_dir: Path, n: int, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
-    while (seen := progress(store_dir)) is None or seen[1] < n:
+    while (seen := child_run_progress(store_dir)) is None or seen[1] < n:
         assert time.monotonic() < deadline, "the child saved too few results in time"
         time.sleep(0.02)
     return seen[0]

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -34,7 +33,6 @@ from assay import JobInterrupted, OptimizeConfig, ResumeChanges, RunConfig, Scor
 from assay.data import demo_path
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import Budget, EngineConfig
-from assay.errors import AssayError
 from assay.optimizer.config import Acceptance, SplitConfig, StopRules
 from assay.optimizer.records import IterationRecord
 from assay.providers.specs import resolve_model
@@ -45,7 +43,7 @@ from assay.testing import ScriptedServer
 from assay.ui import make_server
 from assay.ui.server import DashboardServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
-from tests.run_helpers import LabelZoo, assay, write_prices
+from tests.run_helpers import LabelZoo, assay, child_run_progress, write_prices
 from tests.seam_helpers import (
     CASE_NAMES,
     MODELS,
@@ -770,21 +768,6 @@ def test_an_unexpected_error_in_an_api_optimize_leaves_it_failed(tmp_path: Path)
     assert run_status(store, only_run(store)) == "failed"
 
 
-def _results_so_far(store_dir: Path) -> tuple[str, int] | None:
-    """The run the child started and how many results it has saved, once it has one."""
-    if not RunStore.exists(store_dir):
-        return None
-    try:
-        store = RunStore.open(store_dir, create=False)
-        try:
-            runs = store.list_runs()
-            return (runs[0].id, len(store.results(runs[0].id))) if runs else None
-        finally:
-            store.close()
-    except (sqlite3.Error, AssayError):  # the child is still creating it
-        return None
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -806,14 +789,14 @@ def test_sigint_to_the_cli_leaves_the_run_interrupted_and_resumable(tmp_path: Pa
             text=True,
         )
         try:
-            wait_for(lambda: (_results_so_far(store) or ("", 0))[1] >= 4, timeout=60)
+            wait_for(lambda: (child_run_progress(store) or ("", 0))[1] >= 4, timeout=60)
             os.kill(proc.pid, signal.SIGINT)
             _, stderr = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        progress = _results_so_far(store)
+        progress = child_run_progress(store)
         assert progress is not None
         run_id, saved = progress
         assert proc.returncode != 0
