@@ -30,6 +30,7 @@ from assay.data import demo_path, load_dataset
 from assay.evaluation.config import ScoringConfig
 from assay.evaluation.session import open_cache
 from assay.jobs import Session
+from assay.optimizer.records import IterationRecord
 from assay.pricing import PriceTable
 from assay.providers.specs import resolve_model
 from assay.records import ModelConfig, Price
@@ -343,15 +344,20 @@ def _optimize_run(store: RunStore) -> str:
         (0.71, 0.66, "accepted", 0),
         (0.74, 0.64, "rejected", 1),
     ]
+    hashes = [hashlib.sha256(p.encode()).hexdigest() for p in prompts]
     for i, (train, val, status, parent) in enumerate(steps):
-        record = {
-            "train_score": train,
-            "val_score": val,
-            "status": status,
-            "parent": parent,
-            "prompt": prompts[i],
-            "explanation": f"Step {i}: <script>window.__xss=3</script> keep answers short.",
-        }
-        store.save_iteration(run_id, i, record)
+        record = IterationRecord(
+            idx=i,
+            strategy="baseline" if parent is None else "iterative",
+            status=status,
+            reason="" if parent is None else f"scripted {status} step",
+            parent_hash=None if parent is None else hashes[parent],
+            prompt_hash=hashes[i],
+            prompt=prompts[i],
+            explanation=f"Step {i}: <script>window.__xss=3</script> keep answers short.",
+            train_candidate=train,
+            val_candidate=val,
+        )
+        store.save_iteration(run_id, i, record.model_dump())
     store.set_status(run_id, "complete")
     return run_id

@@ -107,7 +107,7 @@ def assay(
             # Module-level Consoles fixed their width and colours when first built: build
             # them again, under this call's $COLUMNS and streams, as a new process would.
             for module, name, old in consoles:
-                setattr(module, name, Console(stderr=old.stderr))
+                setattr(module, name, type(old)(stderr=old.stderr))
             code = _exit_code(timeout)
     except _TimedOut:
         raise subprocess.TimeoutExpired(argv, timeout, out.getvalue(), err.getvalue()) from None
@@ -119,7 +119,7 @@ def assay(
         _set_env({**dict.fromkeys(os.environ), **saved_env})
         # Modules first imported during the call built their Consoles under its settings.
         for module, name, old in _module_consoles(set(sys.modules) - imported):
-            setattr(module, name, Console(stderr=old.stderr))
+            setattr(module, name, type(old)(stderr=old.stderr))
         # A process that ends closes its SQLite connections, checkpointing the WAL into the
         # store; the CLI leaves them to be collected, so collect them now.
         gc.collect()

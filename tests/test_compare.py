@@ -1,18 +1,19 @@
-"""The recommendation: the cheapest variant not significantly worse than the best one."""
+"""The recommendation at a margin: the cheapest variant shown non-inferior to the best one."""
 
 from __future__ import annotations
 
-from assay.analysis.compare import PairRow, recommend
+from assay.analysis.compare import DecisionSetup, decide
+from assay.analysis.decisions import DecisionConfig, ItemKey
 from assay.analysis.summary import VariantSummary
-from assay.scoring.stats import Aggregate, PairedComparison
+from assay.scoring.stats import Aggregate
 
 
-def summary(name: str, mean: float, cost: float | None) -> VariantSummary:
+def summary(name: str, values: list[float], cost: float | None) -> VariantSummary:
     agg = Aggregate(
-        mean=mean,
-        ci_low=mean - 0.1,
-        ci_high=mean + 0.1,
-        n_scored=50,
+        mean=sum(values) / len(values),
+        ci_low=None,
+        ci_high=None,
+        n_scored=len(values),
         n_unscored=0,
         n_errors=0,
         std=0.3,
@@ -20,7 +21,7 @@ def summary(name: str, mean: float, cost: float | None) -> VariantSummary:
     return VariantSummary(
         variant=name,
         model=f"compat/{name}",
-        n_requests=50,
+        n_requests=len(values),
         n_errors=0,
         score=agg,
         cost_per_1k_usd=cost,
@@ -37,41 +38,39 @@ def summary(name: str, mean: float, cost: float | None) -> VariantSummary:
     )
 
 
-def pair(a: str, b: str, diff: float, significant: bool) -> PairRow:
-    c = PairedComparison(
-        n=50,
-        mean_a=0.9,
-        mean_b=0.9 + diff,
-        diff=diff,
-        ci_low=diff - 0.05,
-        ci_high=diff + 0.05,
-        p_value=0.01 if significant else 0.4,
-        significant=significant,
-        samples_needed=None,
-    )
-    return PairRow(a=a, b=b, comparison=c)
+def recommend(variants: dict[str, tuple[list[float], float | None]], margin: float) -> str:
+    values: dict[str, dict[ItemKey, float | None]] = {
+        name: {(str(i), 0): v for i, v in enumerate(scores)}
+        for name, (scores, _) in variants.items()
+    }
+    summaries = [summary(name, scores, cost) for name, (scores, cost) in variants.items()]
+    setup = DecisionSetup(config=DecisionConfig(margin=margin), n_samples=300)
+    return decide(summaries, values, setup).recommendation
 
 
-def test_a_cheaper_variant_within_noise_is_recommended() -> None:
-    variants = [summary("big", 0.90, 2.0), summary("small", 0.88, 0.5)]
-    text = recommend(variants, [pair("big", "small", -0.02, significant=False)])
-    assert text.startswith("Recommended: small, not significantly worse than big at 25%")
+SAME = [1.0] * 270 + [0.0] * 30
+ONE_WORSE = [0.0, *SAME[1:]]
 
 
-def test_a_significantly_worse_cheap_variant_is_not_recommended() -> None:
-    variants = [summary("big", 0.90, 2.0), summary("small", 0.60, 0.5)]
-    text = recommend(variants, [pair("big", "small", -0.30, significant=True)])
-    assert text.startswith("Recommended: big.")
-    assert "small is significantly worse" in text
+def test_a_cheaper_variant_shown_within_the_margin_is_recommended() -> None:
+    text = recommend({"big": (SAME, 2.0), "small": (ONE_WORSE, 0.5)}, 0.05)
+    assert text.startswith("Recommended: small, shown non-inferior to big at a margin of 0.05")
+    assert "at 25% of the cost" in text
+
+
+def test_a_cheaper_variant_worse_by_more_than_the_margin_is_not_recommended() -> None:
+    worse = [1.0] * 150 + [0.0] * 150
+    text = recommend({"big": (SAME, 2.0), "small": (worse, 0.5)}, 0.05)
+    assert text.startswith("Recommended: big (the highest score); no other variant")
+    assert "small is inferior to big by more than 0.05" in text
 
 
 def test_unknown_best_cost_keeps_the_best_score() -> None:
-    variants = [summary("big", 0.90, None), summary("small", 0.89, 0.5)]
-    text = recommend(variants, [pair("big", "small", -0.01, significant=False)])
-    assert text.startswith("Recommended: big (highest score; cost not comparable)")
+    text = recommend({"big": (SAME, None), "small": (ONE_WORSE, 0.5)}, 0.05)
+    assert text.startswith("Recommended: big (the highest score; nothing shown within")
 
 
-def test_free_local_model_within_noise_wins_at_no_api_cost() -> None:
-    variants = [summary("hosted", 0.90, 1.0), summary("local", 0.89, 0.0)]
-    text = recommend(variants, [pair("hosted", "local", -0.01, significant=False)])
-    assert text.startswith("Recommended: local, not significantly worse than hosted at no API")
+def test_free_local_model_within_the_margin_wins_at_no_api_cost() -> None:
+    text = recommend({"hosted": (SAME, 1.0), "local": (ONE_WORSE, 0.0)}, 0.05)
+    assert text.startswith("Recommended: local, shown non-inferior to hosted")
+    assert "at no API cost" in text

@@ -10,14 +10,16 @@ unknown task and judge costs, label details, several variants and repeats.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from assay.analysis.compare import ItemKey, compare_pairs, decide, primary_values
+from assay.analysis.baseline import MajorityBaseline, baseline_note, with_note
+from assay.analysis.compare import DecisionSetup, decide, primary_values
+from assay.analysis.decisions import ItemKey
 from assay.analysis.results import DatasetInfo, RunReport
 from assay.analysis.run_analysis import analyse
 from assay.analysis.runs_compare import compare_runs
@@ -83,8 +85,9 @@ def _judge_score(variant: str, rng: random.Random) -> Score:
     if roll < 0.9:
         cost = None if variant == "unknown" and rng.random() < 0.05 else rng.uniform(0, 0.001)
         details["cost_usd"] = cost
-    if roll < 0.08:
-        return Score.unscored("judge reply unparsable", **details)
+    if roll < 0.08:  # a recorded cause, or a run from before causes (an error kind or none)
+        why = rng.choice([{"unscored_cause": "no_verdict"}, {"error_kind": "context_length"}, {}])
+        return Score.unscored("judge reply unparsable", **details, **why)
     return Score.scored(rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]), "rubric", **details)
 
 
@@ -187,16 +190,48 @@ def _old_confusion(results: Sequence[ResultRecord]) -> dict[str, dict[str, int]]
     return confusion_matrix(pairs) if pairs else None
 
 
-def _old_latency_and_tokens(completions: Sequence[Completion]) -> dict[str, float | None]:
-    latencies = [c.latency_s * 1000 for c in completions]
+def _old_baseline(results: Sequence[ResultRecord], keys: set[str]) -> MajorityBaseline | None:
+    """Each sample's first label reference in store order; the most common one's share."""
+    first: dict[str, str] = {}
+    for r in results:
+        s = r.scores.get("label")
+        if r.variant in keys and s is not None and "expected" in s.details:
+            first.setdefault(r.sample_id, str(s.details["expected"]))
+    if not first:
+        return None
+    counts = {label: list(first.values()).count(label) for label in sorted(set(first.values()))}
+    top = max(counts, key=lambda label: counts[label])  # the first in sort order on a tie
+    return MajorityBaseline(
+        metric="label", answer=top, score=counts[top] / len(first), n=len(first)
+    )
+
+
+def _old_judge_unscored(results: Sequence[ResultRecord]) -> dict[str, int]:
+    causes: Counter[str] = Counter()
+    for r in results:
+        judge = r.scores.get(JUDGE_SCORE)
+        if judge is None or judge.status != "unscored":
+            continue
+        kind = judge.details.get("error_kind")
+        legacy = (
+            "context_overflow" if kind == "context_length" else "error" if kind else "unrecorded"
+        )
+        causes[judge.details.get("unscored_cause") or legacy] += 1
+    return dict(sorted(causes.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _old_latency_and_tokens(completions: Sequence[Completion]) -> dict[str, Any]:
+    measured = [c for c in completions if not c.cached]  # cache hits are not timed again
+    latencies = [c.latency_s * 1000 for c in measured]
     out_tokens = [c.output_tokens for c in completions if c.output_tokens is not None]
     in_tokens = [c.input_tokens for c in completions if c.input_tokens is not None]
-    timed = [c for c in completions if c.output_tokens is not None and c.latency_s > 0]
+    timed = [c for c in measured if c.output_tokens is not None and c.latency_s > 0]
     total_time = sum(c.latency_s for c in timed)
     return {
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         "latency_mean_ms": sum(latencies) / len(latencies) if latencies else None,
+        "latency_measured": len(latencies),
         "output_tokens_per_s": (
             sum(c.output_tokens or 0 for c in timed) / total_time if total_time else None
         ),
@@ -229,6 +264,7 @@ def _old_summarise(
         judge_cost_usd=judge,
         total_cost_usd=None if task is None or judge is None else task + judge,
         cached_requests=sum(1 for c in completions if c.cached),
+        judge_unscored=_old_judge_unscored(results),
         confusion=_old_confusion(results),
         **_old_latency_and_tokens(completions),
     )
@@ -262,7 +298,14 @@ def old_analyse(store: RunStore, run_id: str) -> RunReport:
             )
         summaries.append(summary)
     values = {s.variant: _old_primary_values(groups[s.variant], primary) for s in summaries}
-    decision = decide(summaries, compare_pairs(values, seed=config.seed))
+    setup = DecisionSetup(
+        config=config.decision,
+        seed=config.seed,
+        n_samples=run.config.n_samples or 0,
+        repeats=config.repeats,
+    )
+    decision = decide(summaries, values, setup)
+    baseline = _old_baseline(store.results(run_id), {v.key for v in run.config.variants})
     return RunReport(
         run_id=run.id,
         status=run.status,
@@ -278,7 +321,11 @@ def old_analyse(store: RunStore, run_id: str) -> RunReport:
         comparisons=decision.pairs,
         pareto_quality_cost=decision.pareto_cost,
         pareto_quality_latency=decision.pareto_latency,
-        recommendation=decision.recommendation,
+        decisions=decision.decisions,
+        recommendation=with_note(
+            decision.recommendation, baseline_note(baseline, primary, summaries)
+        ),
+        majority_baseline=baseline,
         judge_cost_usd=_old_total([s.judge_cost_usd for s in summaries]),
         total_cost_usd=_old_total([s.total_cost_usd for s in summaries]),
         spent_usd=_old_total([s.spent_usd for s in summaries]),

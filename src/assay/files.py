@@ -10,7 +10,8 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -52,6 +53,38 @@ def write_atomic(path: Path, text: str) -> None:
             _write_renamed(path, text)
     except OSError as exc:
         raise UserInputError(f"Cannot write {path}: {_reason(exc)}") from None
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write in steps (a streamed export): when the block
+    ends it is flushed to disk and renamed over ``path``; when the block raises it is removed,
+    and ``path`` is left as it was. A device or a pipe is yielded as itself (written in place).
+    Any OS error is one line naming the file."""
+    try:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            yield path
+            return
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _sync_folder(path.parent)
+    except OSError as exc:
+        raise UserInputError(f"Cannot write {path}: {_reason(exc)}") from None
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the data is on disk before the name points at it
+    finally:
+        os.close(fd)
 
 
 def _write_in_place(path: Path, text: str) -> None:

@@ -66,6 +66,9 @@ class ModelConfig(BaseModel):
     api_key_env: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     price: Price | None = None
+    # This model's own generation settings (a sweep variant's), sent instead of the run's;
+    # typed, so the budget, the estimate and the cache key see them. None: the run's.
+    generation: GenerationParams | None = None
 
     @property
     def is_local(self) -> bool:

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 
 from pydantic import BaseModel
 
+from assay.analysis.decisions import (
+    AdaptiveSpend,
+    DecisionConfig,
+    DecisionInputs,
+    Decisions,
+    ItemKey,
+    SampleValues,
+    VariantDecision,
+    by_variant,
+    compare_fixed,
+    compare_sequential,
+    decide_all,
+    per_sample,
+    shown_within,
+    to_settle,
+    worded,
+)
 from assay.analysis.summary import VariantSummary
-from assay.scoring.stats import PairedComparison, paired_compare, pareto_front
+from assay.scoring.stats import PairedComparison, pareto_front
 from assay.store.runstore import ResultRow
-
-ItemKey = tuple[str, int]
 
 
 class PairRow(BaseModel):
@@ -25,6 +41,7 @@ class Decision(BaseModel):
     pareto_cost: list[str]
     pareto_latency: list[str]
     recommendation: str
+    decisions: Decisions | None = None
 
 
 def primary_value(row: ResultRow, primary: str) -> float | None:
@@ -57,94 +74,174 @@ class PrimaryValues:
         return self.by_variant.get(variant, {})
 
 
-def compare_pairs(values: dict[str, dict[ItemKey, float | None]], seed: int = 0) -> list[PairRow]:
-    """Every pair of variants on the items both attempted (paired by sample and repeat)."""
+@dataclass(frozen=True)
+class DecisionSetup:
+    """What a run's comparison is asked to decide, and the facts it needs about the run."""
+
+    config: DecisionConfig = field(default_factory=DecisionConfig)
+    seed: int = 0
+    n_samples: int = 0  # rows of the run (an adaptive run's horizon)
+    repeats: int = 1
+    n_variants: int | None = None  # all of the run's variants, when fewer are being compared
+
+
+def compare_pairs(
+    values: Mapping[str, SampleValues], setup: DecisionSetup = DecisionSetup()
+) -> list[PairRow]:
+    """Every pair of variants on the samples both were scored on, each pair on its own
+    (no correction: the decisions against the reference carry the correction)."""
+    alpha, seed = setup.config.alpha, setup.seed
     rows = []
     for a, b in combinations(values, 2):
-        keys = sorted(set(values[a]) & set(values[b]))
-        comparison = paired_compare(
-            [values[a][k] for k in keys], [values[b][k] for k in keys], seed=seed
-        )
-        rows.append(PairRow(a=a, b=b, comparison=comparison))
+        if setup.config.adaptive:
+            c = compare_sequential(values[a], values[b], alpha, seed, max(setup.n_samples, 1))
+        else:
+            c = compare_fixed(values[a], values[b], alpha, seed)
+        rows.append(PairRow(a=a, b=b, comparison=c))
     return rows
 
 
-def decide(summaries: Sequence[VariantSummary], pairs: list[PairRow]) -> Decision:
+def decide(
+    summaries: Sequence[VariantSummary],
+    values: Mapping[str, Mapping[ItemKey, float | None]],
+    setup: DecisionSetup = DecisionSetup(),
+) -> Decision:
+    samples = {variant: per_sample(v) for variant, v in values.items()}
+
     def mean(s: VariantSummary) -> float | None:
         return s.score.mean if s.score else None
 
+    decisions = decide_all(samples, setup.config, decision_inputs(summaries, samples, setup))
+    if decisions is not None and setup.config.adaptive:
+        decisions.adaptive = adaptive_spend(summaries, setup)
     return Decision(
-        pairs=pairs,
+        pairs=compare_pairs(samples, setup),
         pareto_cost=pareto_front([(s.variant, mean(s), s.cost_per_1k_usd) for s in summaries]),
         pareto_latency=pareto_front([(s.variant, mean(s), s.latency_p50_ms) for s in summaries]),
-        recommendation=recommend(summaries, pairs),
+        recommendation=recommend(summaries, decisions),
+        decisions=decisions,
     )
 
 
-def _find(pairs: list[PairRow], x: str, y: str) -> tuple[PairedComparison, int] | None:
-    """The comparison of x against y, with sign +1 when diff means y - x."""
-    for row in pairs:
-        if (row.a, row.b) == (x, y):
-            return row.comparison, 1
-        if (row.a, row.b) == (y, x):
-            return row.comparison, -1
-    return None
+def decision_inputs(
+    summaries: Sequence[VariantSummary], samples: Mapping[str, SampleValues], setup: DecisionSetup
+) -> DecisionInputs:
+    most = max((len(v) for v in samples.values()), default=0)
+    stopped = {v for v, s in samples.items() if setup.config.adaptive and len(s) < most}
+    return DecisionInputs(
+        means={s.variant: s.score.mean if s.score else None for s in summaries},
+        cost_per_sample_usd={s.variant: _cost_per_sample(s, setup.repeats) for s in summaries},
+        calls_per_sample=setup.repeats,
+        samples_left=max(setup.n_samples - most, 0),
+        stopped_early=frozenset(stopped),
+        horizon=max(setup.n_samples, 1),
+        seed=setup.seed,
+        n_variants=setup.n_variants,
+    )
 
 
-def recommend(summaries: Sequence[VariantSummary], pairs: list[PairRow]) -> str:
+def adaptive_spend(summaries: Sequence[VariantSummary], setup: DecisionSetup) -> AdaptiveSpend:
+    full_per_variant = setup.n_samples * setup.repeats
+    costs = [s.total_cost_usd for s in summaries]
+    full = [
+        None if s.total_cost_usd is None or not s.n_requests
+        else s.total_cost_usd / s.n_requests * full_per_variant
+        for s in summaries
+    ]  # fmt: skip
+    return AdaptiveSpend(
+        calls=sum(s.n_requests for s in summaries),
+        full_calls=full_per_variant * len(summaries),
+        cost_usd=None if None in costs else sum(c or 0.0 for c in costs),
+        full_cost_usd=None if None in full else sum(c or 0.0 for c in full),
+    )
+
+
+def _cost_per_sample(s: VariantSummary, repeats: int) -> float | None:
+    if s.total_cost_usd is None or s.n_requests == 0:
+        return None
+    return s.total_cost_usd / s.n_requests * repeats
+
+
+def recommend(summaries: Sequence[VariantSummary], decisions: Decisions | None) -> str:
     scored = [s for s in summaries if s.score and s.score.mean is not None]
-    if not scored:
+    if not scored or decisions is None:
         return "No variant produced a score; look at the errors and unscored counts."
     best = max(scored, key=lambda s: s.score.mean if s.score and s.score.mean else 0.0)
     if len(scored) == 1:
         return f"Only {best.variant} produced scores ({_fmt_mean(best)})."
-    sentences = [_versus(best, other, pairs) for other in scored if other is not best]
+    rows = by_variant(decisions)
+    others = [rows[s.variant] for s in scored if s.variant in rows]
     return " ".join(
         [
-            _choice(best, scored, pairs),
+            _choice(scored, decisions),
             f"Best score: {best.variant} ({_fmt_mean(best)}).",
-            *sentences,
+            *[_versus(d, decisions) for d in others if d.outcome != "reference"],
+            _method(decisions),
         ]
     )
 
 
-def _choice(best: VariantSummary, scored: list[VariantSummary], pairs: list[PairRow]) -> str:
-    """The cheapest variant that is not significantly worse than the best one."""
-
-    def tied_with_best(s: VariantSummary) -> bool:
-        found = _find(pairs, best.variant, s.variant)
-        return s is best or (found is not None and not found[0].significant)
-
-    priced = [s for s in scored if s.cost_per_1k_usd is not None and tied_with_best(s)]
-    if best.cost_per_1k_usd is None or not priced:
-        return f"Recommended: {best.variant} (highest score; cost not comparable)."
-    pick = min(
-        priced, key=lambda s: (s.cost_per_1k_usd or 0.0, -(s.score.mean or 0.0) if s.score else 0.0)
-    )
-    if pick is best:
-        return f"Recommended: {best.variant}."
+def _choice(scored: list[VariantSummary], decisions: Decisions) -> str:
+    """With a margin: the cheapest variant shown non-inferior to the reference. Without: the
+    reference, or the best variant shown better than it."""
+    named = {s.variant: s for s in scored}
+    ref = named.get(decisions.reference)
+    if ref is None:
+        return f"No scores for the reference {decisions.reference}."
+    role = "the baseline" if decisions.baseline else "the highest score"
+    if decisions.margin is None:
+        better = [named[v] for v in _outcomes(decisions, "superior") if v in named]
+        if better:
+            top = max(better, key=lambda s: s.score.mean if s.score and s.score.mean else 0.0)
+            return f"Recommended: {top.variant}, shown better than {ref.variant}."
+        return f"Recommended: {ref.variant} ({role})."
+    within = [named[v] for v in shown_within(decisions) if v in named]
+    pick = _cheapest(within, ref)
+    if pick is ref:
+        if len(within) == 1:
+            return (
+                f"Recommended: {ref.variant} ({role}); no other variant is shown non-inferior "
+                f"to it at a margin of {decisions.margin:g}."
+            )
+        return f"Recommended: {ref.variant} ({role}; nothing shown within the margin costs less)."
     return (
-        f"Recommended: {pick.variant}, not significantly worse than {best.variant}"
-        f"{_cost_ratio(pick, best)}."
+        f"Recommended: {pick.variant}, shown non-inferior to {ref.variant} at a margin of "
+        f"{decisions.margin:g}{_cost_ratio(pick, ref)}."
     )
 
 
-def _versus(best: VariantSummary, other: VariantSummary, pairs: list[PairRow]) -> str:
-    found = _find(pairs, best.variant, other.variant)
-    if found is None or found[0].diff is None:
-        return f"{other.variant} could not be compared on the same items."
-    c, sign = found
-    diff = (c.diff or 0) * sign
-    lo, hi = sorted(((c.ci_low or 0) * sign, (c.ci_high or 0) * sign))
-    p = "–" if c.p_value is None else f"{c.p_value:.3g}"
-    interval = f"{diff:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p={p}"
-    cost = _cost_ratio(other, best)
-    if c.significant:
-        return f"{other.variant} is significantly worse ({interval}){cost}."
-    more = f"; about {c.samples_needed} paired samples would settle it" if c.samples_needed else ""
-    if c.ci_low is not None and c.ci_high is not None and (hi < 0 or lo > 0):
-        return f"{other.variant} is probably worse, but not significantly ({interval}){cost}{more}."
-    return f"{other.variant} is within noise of {best.variant} ({interval}){cost}{more}."
+def _outcomes(decisions: Decisions, outcome: str) -> list[str]:
+    return [d.variant for d in decisions.variants if d.outcome == outcome]
+
+
+def _cheapest(within: list[VariantSummary], ref: VariantSummary) -> VariantSummary:
+    if ref.cost_per_1k_usd is None:
+        return ref
+    priced = [s for s in within if s.cost_per_1k_usd is not None]
+    return min(
+        priced or [ref],
+        key=lambda s: (s.cost_per_1k_usd or 0.0, -(s.score.mean or 0.0) if s.score else 0.0),
+    )
+
+
+def _versus(d: VariantDecision, decisions: Decisions) -> str:
+    text = worded(d, decisions)
+    if d.stopped_early:
+        text += f"; settled after {d.samples} samples"
+    if d.outcome == "not settled":
+        text += "; " + to_settle(d)
+        if decisions.margin is None and d.supported_margin is not None:
+            text += (
+                f". Not significantly worse is not as good: these data allow a loss of up to "
+                f"{d.supported_margin:.3f} (pass --margin to decide at the loss you accept)"
+            )
+    return text + "."
+
+
+def _method(decisions: Decisions) -> str:
+    k = decisions.comparisons
+    correction = f", Bonferroni over {k} comparisons" if k > 1 else ""
+    return f"(Method: {decisions.method}{correction}.)"
 
 
 def _cost_ratio(other: VariantSummary, best: VariantSummary) -> str:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, Field, PrivateAttr, computed_field
+
+from assay.analysis.baseline import MajorityBaseline
 from assay.analysis.compare import PairRow
-from assay.analysis.summary import VariantSummary
+from assay.analysis.decisions import Decisions
+from assay.analysis.summary import VariantSummary, judge_unscored_total
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_SCHEMA = "assay.run/v1"
 
@@ -29,11 +37,40 @@ class RunReport(BaseModel):
     pareto_quality_cost: list[str]
     pareto_quality_latency: list[str]
     recommendation: str
+    decisions: Decisions | None = None  # every variant against the reference, at the margin
+    majority_baseline: MajorityBaseline | None = None  # label metrics: always the top label
     judge_cost_usd: float | None
     total_cost_usd: float | None
     spent_usd: float | None
 
     model_config = {"populate_by_name": True}
 
+    def metric_names(self) -> list[str]:
+        """The primary metric first, then every other metric any variant was scored with."""
+        names = {name for v in self.variants for name in v.metrics}
+        return [self.primary_metric, *sorted(names - {self.primary_metric})]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def judge_unscored(self) -> dict[str, int]:
+        """Unscored judge results by cause over every variant, the most common first."""
+        return judge_unscored_total(self.variants)
+
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
+
+    # The store the report was computed from, for to_pandas(); not part of the report.
+    _store_dir: Path | None = PrivateAttr(default=None)
+
+    def from_store(self, directory: Path) -> RunReport:
+        """Remember the run store this report was computed from (``to_pandas`` reads it)."""
+        self._store_dir = directory.resolve()
+        return self
+
+    def to_pandas(self, store: str | Path | None = None) -> pd.DataFrame:
+        """The run's per-sample results as a DataFrame: one row per (sample, variant,
+        repeat), the columns of ``assay export``. Reads the run store the report came from
+        (or ``store``). Needs pandas: ``pip install 'assay[pandas]'``."""
+        from assay.analysis.export import to_dataframe
+
+        return to_dataframe(self.run_id, store if store is not None else self._store_dir)

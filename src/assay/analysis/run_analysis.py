@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from assay.analysis.compare import PrimaryValues, compare_pairs, decide
+from assay.analysis.baseline import ReferenceTally, baseline_note, with_note
+from assay.analysis.compare import DecisionSetup, PrimaryValues, decide
+from assay.analysis.decisions import DecisionConfig
 from assay.analysis.results import DatasetInfo, RunReport
 from assay.analysis.summary import (
     SUMMARY_DETAILS,
@@ -24,11 +26,12 @@ def analyse(
     run = store.get_run(run_id)
     stored = run.config
     primary = stored.primary_metric
-    tallies, collected = tally(store, run.id, stored.variants, primary)
+    tallies, collected, references = tally(store, run.id, stored.variants, primary)
     summaries = _summaries(stored, tallies)
     values = {s.variant: collected.of(s.variant) for s in summaries}
-    decision = decide(summaries, compare_pairs(values, seed=stored.seed))
-    return RunReport(
+    decision = decide(summaries, values, _setup(stored))
+    baseline = references.baseline()
+    report = RunReport(
         run_id=run.id,
         status=status or run.status,
         stopped_reason=stopped or (run.summary or {}).get("stopped_reason"),
@@ -43,27 +46,45 @@ def analyse(
         comparisons=decision.pairs,
         pareto_quality_cost=decision.pareto_cost,
         pareto_quality_latency=decision.pareto_latency,
-        recommendation=decision.recommendation,
+        decisions=decision.decisions,
+        recommendation=with_note(
+            decision.recommendation, baseline_note(baseline, primary, summaries)
+        ),
+        majority_baseline=baseline,
         judge_cost_usd=_total([s.judge_cost_usd for s in summaries]),
         total_cost_usd=_total([s.total_cost_usd for s in summaries]),
         spent_usd=_total([s.spent_usd for s in summaries]),
     )
+    return report.from_store(store.path.parent)
 
 
 def tally(
     store: RunStore, run_id: str, variants: Sequence[StoredVariant], primary: str
-) -> tuple[dict[str, VariantTally], PrimaryValues]:
-    """One pass over the run's results: each row is folded into its variant's figures and
-    paired values, then dropped, so memory follows the numbers kept, not the records."""
+) -> tuple[dict[str, VariantTally], PrimaryValues, ReferenceTally]:
+    """One pass over the run's results: each row is folded into its variant's figures,
+    paired values and reference labels, then dropped, so memory follows the numbers kept,
+    not the records."""
     tallies = {v.key: VariantTally() for v in variants}
     values = PrimaryValues(primary)
+    references = ReferenceTally()
     for row in store.result_rows(run_id, detail_keys=SUMMARY_DETAILS):
         variant_tally = tallies.get(row.variant)
         if variant_tally is None:  # not a variant of the run's config: not reported
             continue
         variant_tally.add(row)
         values.add(row)
-    return tallies, values
+        references.add(row)
+    return tallies, values, references
+
+
+def _setup(stored: StoredRun) -> DecisionSetup:
+    """The run's own decision settings (runs stored before margins existed: the defaults)."""
+    return DecisionSetup(
+        config=DecisionConfig.model_validate(stored.job.get("decision") or {}),
+        seed=stored.seed,
+        n_samples=stored.n_samples or 0,
+        repeats=stored.repeats,
+    )
 
 
 def _summaries(stored: StoredRun, tallies: dict[str, VariantTally]) -> list[VariantSummary]:

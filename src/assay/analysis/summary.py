@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from assay.scoring.metrics import confusion_matrix_of_counts
 from assay.scoring.scorer import JUDGE_SCORE
 from assay.scoring.stats import Aggregate, aggregate_values, percentile
+from assay.scoring.unscored import CONTEXT_OVERFLOW, REQUEST_ERROR, UNRECORDED
 from assay.store.runstore import CompletionRow, ResultRow, ScoreRow
 
 
@@ -27,6 +28,7 @@ class VariantSummary(BaseModel):
     spent_usd: float | None  # what this run actually paid (cache hits are free)
     judge_cost_usd: float | None
     total_cost_usd: float | None
+    # Latency and throughput: calls measured in this run only (cache hits are not re-timed).
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     latency_mean_ms: float | None
@@ -34,12 +36,15 @@ class VariantSummary(BaseModel):
     input_tokens_per_request: float | None
     output_tokens_per_request: float | None
     cached_requests: int = 0
+    latency_measured: int = 0  # completions whose latency the figures above are made of
+    judge_unscored: dict[str, int] = Field(default_factory=dict)  # cause -> count, most first
     self_hosting_cost_per_1k_usd: float | None = None
     confusion: dict[str, dict[str, int]] | None = None  # label metric: expected -> predicted
 
 
-# Score details the summary reads: the label metric's pair, the judge's cost.
-SUMMARY_DETAILS = ("expected", "predicted", "cost_usd")
+# Score details the summary reads: the label metric's pair, the judge's cost, and why a
+# judgement is missing (error_kind for runs recorded before unscored_cause).
+SUMMARY_DETAILS = ("expected", "predicted", "cost_usd", "unscored_cause", "error_kind")
 LABEL_METRIC = "label"
 
 
@@ -81,6 +86,7 @@ class VariantTally:
         self.task_costs: array[float] | None = array("d")
         self.spent_costs: array[float] | None = array("d")  # cache hits are free
         self.judge_cost: float | None = 0.0
+        self.judge_unscored: Counter[str] = Counter()
         self.confusion: Counter[tuple[str, str | None]] = Counter()
         self.latencies_ms = array("d")
         self.timed_latencies_s = array("d")  # calls with output tokens and a latency
@@ -95,6 +101,7 @@ class VariantTally:
         for name, score in row.scores.items():
             self.metrics.setdefault(name, MetricTally()).add(score)
         self._add_judge_cost(row.scores.get(JUDGE_SCORE))
+        self._add_judge_unscored(row.scores.get(JUDGE_SCORE))
         self._add_label_pair(row.scores.get(LABEL_METRIC))
         if row.completion is not None:
             self._add_completion(row.completion)
@@ -105,6 +112,10 @@ class VariantTally:
         cost = judge.details["cost_usd"]
         self.judge_cost = None if cost is None else self.judge_cost + float(cost)
 
+    def _add_judge_unscored(self, judge: ScoreRow | None) -> None:
+        if judge is not None and judge.status == "unscored":
+            self.judge_unscored[unscored_cause(judge.details)] += 1
+
     def _add_label_pair(self, label: ScoreRow | None) -> None:
         if label is not None and "expected" in label.details:
             self.confusion[(str(label.details["expected"]), label.details.get("predicted"))] += 1
@@ -113,14 +124,15 @@ class VariantTally:
         self.n_completions += 1
         self.cached_requests += int(c.cached)
         self.task_costs = _append_cost(self.task_costs, c.cost_usd)
-        if not c.cached:
-            self.spent_costs = _append_cost(self.spent_costs, c.cost_usd)
+        self.input_tokens.add(c.input_tokens)
+        self.output_tokens.add(c.output_tokens)
+        if c.cached:  # free now, and its latency was measured by the run that made the call
+            return
+        self.spent_costs = _append_cost(self.spent_costs, c.cost_usd)
         self.latencies_ms.append(c.latency_s * 1000)
         if c.output_tokens is not None and c.latency_s > 0:
             self.timed_latencies_s.append(c.latency_s)
             self.timed_output_tokens += c.output_tokens
-        self.input_tokens.add(c.input_tokens)
-        self.output_tokens.add(c.output_tokens)
 
     def summary(self, variant: str, model_spec: str, primary: str, seed: int = 0) -> VariantSummary:
         metrics = {name: self.metrics[name].aggregate(seed) for name in sorted(self.metrics)}
@@ -141,6 +153,8 @@ class VariantTally:
             judge_cost_usd=judge,
             total_cost_usd=None if task is None or judge is None else task + judge,
             cached_requests=self.cached_requests,
+            latency_measured=len(self.latencies_ms),
+            judge_unscored=dict(sorted(self.judge_unscored.items(), key=_most_first)),
             confusion=confusion_matrix_of_counts(self.confusion) if self.confusion else None,
             **self._latency_and_tokens(),
         )
@@ -156,6 +170,29 @@ class VariantTally:
             "input_tokens_per_request": self.input_tokens.mean(),
             "output_tokens_per_request": self.output_tokens.mean(),
         }
+
+
+def unscored_cause(details: dict[str, object]) -> str:
+    """Why a judge score is unscored: the cause it recorded, else what its error says."""
+    cause = details.get("unscored_cause")
+    if isinstance(cause, str) and cause:
+        return cause
+    kind = details.get("error_kind")
+    if kind == "context_length":
+        return CONTEXT_OVERFLOW
+    return REQUEST_ERROR if kind else UNRECORDED
+
+
+def judge_unscored_total(variants: Iterable[VariantSummary]) -> dict[str, int]:
+    """Unscored judge results by cause over ``variants``, the most common first."""
+    total: Counter[str] = Counter()
+    for v in variants:
+        total.update(v.judge_unscored)
+    return dict(sorted(total.items(), key=_most_first))
+
+
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assay.analysis.decisions import DecisionConfig
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import EngineConfig
 from assay.evaluation.config import ScoringConfig
@@ -11,11 +12,21 @@ from assay.pricing import PriceTable, pin_price
 from assay.records import GenerationParams, ModelConfig
 
 
+class InlinePrompt(BaseModel):
+    """A prompt written out in an eval file rather than in a file of its own; ``name`` names
+    its variant as a file's stem would."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     data: str
-    prompts: list[str]
+    prompts: list[str | InlinePrompt]  # prompt files, or prompts written out
     models: list[ModelConfig]
     mapping: FieldMapping = FieldMapping()
     scoring: ScoringConfig = ScoringConfig()
@@ -25,6 +36,7 @@ class RunConfig(BaseModel):
     seed: int = Field(default=0, ge=0)  # numpy refuses negative seeds at analysis time
     limit: int | None = Field(default=None, ge=1)
     gpu_cost_per_hour: float | None = Field(default=None, ge=0)
+    decision: DecisionConfig = DecisionConfig()
 
     @field_validator("models")
     @classmethod
@@ -37,6 +49,9 @@ class RunConfig(BaseModel):
         if not models:
             raise ValueError("no model given")
         return models
+
+    def prompt_files(self) -> list[str]:
+        return [p for p in self.prompts if isinstance(p, str)]
 
     def priced(self, table: PriceTable) -> RunConfig:
         """Every model with its current price pinned: what the run store keeps."""

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from assay.analysis.compare import DecisionSetup
 from assay.benchmark.config import RunConfig
 from assay.data.datasets import Dataset
 from assay.data.prompts import PromptTemplate
 from assay.evaluation.items import Variant, WorkItem
 from assay.pricing import PriceTable, cost_usd
-from assay.records import ModelConfig, Request, Sample
+from assay.records import GenerationParams, ModelConfig, Request, Sample
 from assay.scoring.metrics import Metric
 
 CHARS_PER_TOKEN = 4  # a rough, stated rule for estimates only; real usage is measured
@@ -55,10 +56,24 @@ class RunPlan:
                 for variant in self.variants:
                     yield WorkItem(variant, sample, repeat, self.request(variant, sample, repeat))
 
+    def decision_setup(self) -> DecisionSetup:
+        """What the comparison decides, and the run facts its statistics need."""
+        return DecisionSetup(
+            config=self.config.decision,
+            seed=self.config.seed,
+            n_samples=self.n_samples,
+            repeats=self.config.repeats,
+            n_variants=len(self.variants),
+        )
+
     def request(self, variant: Variant, sample: Sample, repeat: int) -> Request:
         return Request(
-            messages=variant.prompt.render(sample), params=self.config.params, repeat=repeat
+            messages=variant.prompt.render(sample), params=self.params_of(variant), repeat=repeat
         )
+
+    def params_of(self, variant: Variant) -> GenerationParams:
+        """The variant's generation settings: its model's own (a sweep's), else the run's."""
+        return variant.model.generation or self.config.params
 
 
 def build_variants(models: list[ModelConfig], prompts: list[PromptTemplate]) -> list[Variant]:
@@ -81,9 +96,9 @@ def build_variants(models: list[ModelConfig], prompts: list[PromptTemplate]) -> 
 
 def estimate_task(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
     estimates = []
-    max_out = plan.config.params.max_tokens or 1024
     calls = plan.n_samples * plan.config.repeats
     for variant, chars in zip(plan.variants, _request_chars(plan), strict=True):
+        max_out = plan.params_of(variant).max_tokens or 1024
         tokens_in = chars * plan.config.repeats // CHARS_PER_TOKEN
         price = prices.lookup(variant.model)
         estimates.append(

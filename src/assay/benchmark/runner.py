@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from assay.analysis.results import RunReport
 from assay.analysis.run_analysis import analyse
-from assay.benchmark.config import RunConfig
+from assay.benchmark.adaptive import execute_adaptive
+from assay.benchmark.config import InlinePrompt, RunConfig
 from assay.benchmark.plan import RunPlan, build_variants
 from assay.data.datasets import load_dataset
-from assay.data.prompts import load_prompt
+from assay.data.prompts import PromptTemplate, load_prompt
 from assay.engine.engine import Engine
 from assay.errors import UserInputError
 from assay.evaluation.config import primary_metric
@@ -28,20 +29,35 @@ def prepare(config: RunConfig) -> RunPlan:
     if not config.scoring.metrics and config.scoring.judge is None:
         raise UserInputError("Nothing to score with", "add --metric NAME or --judge SPEC")
     dataset = load_dataset(config.data, config.mapping)
-    prompts = [load_prompt(p) for p in config.prompts]
+    prompts = [_prompt(p) for p in config.prompts]
     for prompt in prompts:
         prompt.check_slots(dataset)
     metrics = build_metrics(config.scoring.metrics, dataset.iter_samples())
     check_metrics_against_dataset(metrics, dataset.has_reference)
     judge_models = config.scoring.judge.models if config.scoring.judge else []
     check_keys([*config.models, *judge_models])
+    variants = build_variants(config.models, prompts)
+    check_baseline(config.decision.baseline, [v.key for v in variants])
     return RunPlan(
         config=config,
         dataset=dataset,
-        variants=build_variants(config.models, prompts),
+        variants=variants,
         metrics=metrics,
         primary_metric=primary_metric(config.scoring, metrics),
     )
+
+
+def _prompt(source: str | InlinePrompt) -> PromptTemplate:
+    if isinstance(source, str):
+        return load_prompt(source)
+    return PromptTemplate.from_text(source.text.replace("\r\n", "\n").strip(), source.name)
+
+
+def check_baseline(baseline: str | None, keys: list[str]) -> None:
+    if baseline is not None and baseline not in keys:
+        raise UserInputError(
+            f"--baseline {baseline} is not a variant of this run", f"one of: {', '.join(keys)}"
+        )
 
 
 def stored_run(plan: RunPlan, session: Session) -> StoredRun:
@@ -109,7 +125,10 @@ async def execute_run(
         scorer = build_scorer(plan.config.scoring, plan.metrics, engine)
         ctx = RunContext(run_id, store, engine, scorer, progress or NoProgress())
         try:
-            outcome = await execute(plan.items(), ctx, done)
+            if plan.config.decision.adaptive:
+                outcome = await execute_adaptive(plan, ctx, done)
+            else:
+                outcome = await execute(plan.items(), ctx, done)
         finally:  # calls paid for items that were never saved count too
             store.save_spent(run_id, engine.ledger.snapshot())
     status = "complete" if outcome.stopped_reason is None else "stopped"

@@ -114,9 +114,9 @@ def _report_table(report: JudgeCheckReport) -> Table:
 
 
 def _print_report(report: JudgeCheckReport) -> None:
-    from rich.console import Console
+    from assay.cli.console import cli_console
 
-    console = Console()
+    console = cli_console()
     console.print(_report_table(report))
     if report.n_unlabelled:
         console.print(f"{report.n_unlabelled} rows without a label were skipped.")

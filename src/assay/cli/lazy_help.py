@@ -25,11 +25,23 @@ def lazy_help(factory: Callable[[], str]) -> type[LazyHelpCommand]:
     return type("LazyHelp", (LazyHelpCommand,), {"help_factory": staticmethod(factory)})
 
 
+METRIC_FORMS = """[bold]Metric forms[/bold]: the part after the colon is the argument; one in
+square brackets may be left out.
+
+  --metric label:positive,negative   only these labels count (default: the references' labels)
+  --metric number:0.01               the last numbers agree within 1% (relative tolerance)
+  --metric rouge:rouge1              a ROUGE variant (default rougeL)
+  --metric bleu:char                 a BLEU tokenizer (default 13a; char or zh for CJK)
+  --metric regex:'^(yes|no)$'        a regular expression the output must match
+  --metric json-schema:schema.json   a JSON Schema file the output must validate against
+  --metric python:metrics.py:score   your function, from a file
+"""
+
+
 def metrics_section() -> str:
-    """The ``--metric`` kinds, from the metric registry."""
+    """The ``--metric`` kinds, from the metric registry, and examples of their forms."""
     from assay.scoring.metrics import METRIC_KINDS
 
     lines = [f"  {kind.usage}: {kind.help}" for kind in METRIC_KINDS.values()]
-    return "[bold]Metrics[/bold] (--metric, repeatable; the first is the primary score)\n\n" + (
-        "\n".join(lines)
-    )
+    heading = "[bold]Metrics[/bold] (--metric, repeatable; the first is the primary score)"
+    return heading + "\n\n" + "\n".join(lines) + "\n\n" + METRIC_FORMS

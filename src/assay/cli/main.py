@@ -57,6 +57,7 @@ def _register() -> None:
         return
     from assay.cli import (
         data_cmds,
+        export_cmds,
         judge_cmds,
         optimize_cmds,
         report_cmds,
@@ -64,7 +65,15 @@ def _register() -> None:
         store_cmds,
     )
 
-    for module in (run_cmds, optimize_cmds, data_cmds, store_cmds, judge_cmds, report_cmds):
+    for module in (
+        run_cmds,
+        optimize_cmds,
+        data_cmds,
+        store_cmds,
+        judge_cmds,
+        report_cmds,
+        export_cmds,
+    ):
         module.register(app)
 
 

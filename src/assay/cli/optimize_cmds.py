@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from assay.cli.optimize_render import ConsoleReporter
     from assay.jobs import OptimizeJob, Outputs, PerModelOptimizeJob
     from assay.optimizer.config import OptimizeConfig, SplitConfig
+    from assay.optimizer.loop import Prepared
     from assay.optimizer.records import IterationRecord
     from assay.records import ModelConfig
 
@@ -64,6 +65,9 @@ def register(app: typer.Typer) -> None:
 class OptimizeArgs:
     data: Path | None = typer.Argument(None, help="Dataset file.")
     prompt: Path | None = typer.Argument(None, help="Prompt file to improve.")
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Use the first N rows only (before the split)."
+    )
     reasoning_model: str | None = typer.Option(
         None, "--reasoning-model", help="Model that diagnoses and rewrites (default: -m)."
     )
@@ -183,6 +187,7 @@ def _config(flags: OptimizeFlags) -> tuple[OptimizeConfig, list[ModelConfig]]:
         model=models[0],
         reasoning_model=_reasoner(args),
         mapping=flags.data.mapping(),
+        limit=args.limit,
         scoring=flags.scoring.config(),
         params=flags.generation.params(),
         reasoning_max_tokens=args.reasoning_max_tokens,
@@ -229,8 +234,20 @@ def _run(job: OptimizeJob, as_json: bool) -> None:
 
     if not as_json:
         render.preflight(job.prepared, job.estimate(), job.run_id)
+        judge_fit(job.prepared)
     result = job.execute(render.ConsoleReporter(quiet=as_json))
     render.summary(result, job.outputs.prompt, as_json)
+
+
+def judge_fit(prepared: Prepared) -> None:
+    """Warn before any call when the judge's largest request would not fit its context."""
+    from assay.cli.render import warn
+    from assay.scoring.judge_fit import judge_fit_warnings
+
+    config = prepared.config
+    samples = prepared.dataset.samples
+    for line in judge_fit_warnings(config.scoring.judge, samples, config.params.max_tokens):
+        warn(line)
 
 
 def _run_per_model(job: PerModelOptimizeJob, args: OptimizeArgs) -> None:

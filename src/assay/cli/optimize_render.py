@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from assay.cli.console import cli_console
 from assay.cli.render import usd
 from assay.cli.untrusted import visible
 from assay.optimizer.records import IterationRecord, OptimizeResult
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from assay.optimizer.per_model import PerModelReport
     from assay.store.runstore import RunStore
 
-console = Console()
-err_console = Console(stderr=True)
+console = cli_console()
+err_console = cli_console(stderr=True)
 
 
 def _f(value: float | None, fmt: str = "{:.3f}") -> str:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import typer
 
 if TYPE_CHECKING:
+    from assay.analysis.decisions import DecisionConfig
+    from assay.analysis.gate import GateConfig
     from assay.engine.engine import EngineConfig
     from assay.evaluation.config import ScoringConfig
     from assay.jobs import ResumeChanges, Session
@@ -124,6 +126,12 @@ class ScoringOptions:
         None, "--judge-dimensions", help="Comma-separated criteria scored separately (a,b,c)."
     )
     judge_repeats: int = typer.Option(1, "--judge-repeats", min=1, help="Judgements per response.")
+    judge_max_tokens: int = typer.Option(
+        512,
+        "--judge-max-tokens",
+        min=16,
+        help="Output token cap per judge reply (the judge's prompt and this must fit its context).",
+    )
 
     def config(self) -> ScoringConfig:
         """What both jobs score with: reference metrics and/or the judge."""
@@ -146,11 +154,18 @@ class ScoringOptions:
             self.judge_base_url,
             self.judge_dimensions,
             self.judge_repeats,
+            max_tokens=self.judge_max_tokens,
         )
 
 
 def judge_config(
-    specs: str, criteria: Path, base_url: str | None, dimensions: str | None, repeats: int
+    specs: str,
+    criteria: Path,
+    base_url: str | None,
+    dimensions: str | None,
+    repeats: int,
+    *,
+    max_tokens: int = 512,
 ) -> JudgeConfig:
     """A judge (or a panel: comma-separated specs) with its rubric, as the flags give it."""
     from assay.providers.specs import resolve_model
@@ -163,6 +178,7 @@ def judge_config(
         rubric_path=str(criteria),
         dimensions=[d.strip() for d in (dimensions or "").split(",") if d.strip()],
         repeats=repeats,
+        max_tokens=max_tokens,
     )
 
 
@@ -233,6 +249,76 @@ class EngineOptions:
         return ResumeChanges(
             max_cost_usd=self.max_cost, max_calls=max_calls, concurrency=self.concurrency
         )
+
+
+@dataclass
+class DecisionOptions:
+    """The question a comparison answers: within what loss, against which variant."""
+
+    margin: float | None = typer.Option(
+        None,
+        "--margin",
+        min=0,
+        help="The loss you accept, in the primary metric's units (e.g. 0.05): each variant is "
+        "then called non-inferior, inferior, superior or not settled against the reference.",
+    )
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Compare every variant with this label (default: the best)."
+    )
+    adaptive: bool = typer.Option(
+        False,
+        "--adaptive",
+        help="Evaluate in rounds and stop spending on a variant once its verdict is settled "
+        "(needs --margin).",
+    )
+
+    def config(self) -> DecisionConfig:
+        from assay.analysis.decisions import DecisionConfig
+
+        return DecisionConfig(margin=self.margin, baseline=self.baseline, adaptive=self.adaptive)
+
+
+@dataclass
+class GateOptions:
+    """The CI gate (exit code 3 when a check fails) and the files a CI job reads."""
+
+    fail_under: float | None = typer.Option(
+        None,
+        "--fail-under",
+        min=0,
+        max=1,
+        help="Exit with code 3 when any variant's mean primary score is below this.",
+    )
+    fail_if_worse_than: str | None = typer.Option(
+        None,
+        "--fail-if-worse-than",
+        help="Exit with code 3 when a variant is shown worse (paired test, by more than "
+        "--margin) than the same-label variant of this run (an id, or its -o results JSON).",
+    )
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Write JUnit XML: a testcase per variant and per gate check."
+    )
+    summary: Path | None = typer.Option(
+        None, "--summary", help="Write a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)."
+    )
+
+    def config(self) -> GateConfig:
+        from assay.analysis.gate import GateConfig
+
+        return GateConfig(fail_under=self.fail_under, fail_if_worse_than=self.fail_if_worse_than)
+
+
+def given_on_command_line() -> frozenset[str]:
+    """The options of the running command that were typed, not left at their defaults: an
+    eval file's values yield only to these."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return frozenset()
+    typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in typed)
 
 
 @dataclass

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from assay.analysis.baseline import MajorityBaseline
 from assay.analysis.results import RunReport
 from assay.analysis.summary import VariantSummary
 from assay.benchmark.plan import Estimate, RunPlan
+from assay.cli.console import cli_console
+from assay.cli.render_decisions import decisions_table
 from assay.cli.untrusted import visible
 from assay.scoring.stats import Aggregate
+from assay.scoring.unscored import UNSCORED_CAUSES
 from assay.store.runstore import ResultRecord
+from assay.text import natural_key
 
-console = Console()
-err_console = Console(stderr=True)
+console = cli_console()
+err_console = cli_console(stderr=True)
 
 
 def usd(value: float | None, digits: int = 4) -> str:
@@ -57,9 +61,15 @@ def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
 
 
 def plan_warnings(plan: RunPlan) -> None:
-    """What the run sends other than the files say: repaired rows, slots with a brace missing."""
+    """What the run sends other than the files say (repaired rows, slots with a brace missing),
+    and a judge whose largest request would not fit its context."""
+    from assay.scoring.judge_fit import judge_fit_warnings
+
     prompts = {v.prompt.path: v.prompt for v in plan.variants}.values()
     for line in [*plan.dataset.warnings, *(w for p in prompts for w in p.warnings)]:
+        warn(line)
+    judge, max_tokens = plan.config.scoring.judge, plan.config.params.max_tokens
+    for line in judge_fit_warnings(judge, plan.iter_samples(), max_tokens):
         warn(line)
 
 
@@ -72,11 +82,19 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         print(report.to_json())
         return
     console.print(models_table(report.variants, report.primary_metric))
+    calls_line(report.variants)
+    judge_unscored_lines(report.judge_unscored, report.run_id)
+    if report.majority_baseline is not None:
+        console.print(baseline_line(report.majority_baseline))
+    if len(report.metric_names()) > 1:
+        console.print(metrics_table(report))
     for variant in report.variants:
         if variant.confusion and len(report.variants) <= 4:
             console.print(confusion_table(variant.variant, variant.confusion))
     if report.comparisons:
         console.print(comparisons_table(report))
+    if report.decisions is not None and len(report.variants) > 1:
+        console.print(decisions_table(report.decisions))
     fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
     for axis, front in fronts:
         line = f" (quality vs {axis}): {visible(', '.join(front)) or '–'}"
@@ -104,6 +122,33 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
     )
 
 
+def calls_line(variants: list[VariantSummary]) -> None:
+    """How many responses the run has and how many came from the cache (not re-run)."""
+    calls = sum(v.n_requests for v in variants)
+    cached = sum(v.cached_requests for v in variants)
+    console.print(f"{calls:,} calls, {cached:,} from cache", highlight=False)
+
+
+def judge_unscored_lines(causes: dict[str, int], run_id: str) -> None:
+    """Why judgements are missing, counted by cause, each with what to change."""
+    if not causes:
+        return
+    parts = ", ".join(f"{n:,} {_cause_label(cause)}" for cause, n in causes.items())
+    console.print(
+        Text.assemble(("judge", "bold"), f": {sum(causes.values()):,} unscored — {parts}")
+    )
+    for cause in causes:
+        known = UNSCORED_CAUSES.get(cause)
+        if known is not None:
+            console.print(Text(f"  hint ({known.label}): {known.hint}"), soft_wrap=True)
+    console.print(f"  the judge's replies: assay show {run_id} --samples --failures")
+
+
+def _cause_label(cause: str) -> str:
+    known = UNSCORED_CAUSES.get(cause)
+    return known.label if known is not None else visible(cause)
+
+
 def models_table(variants: list[VariantSummary], primary: str) -> Table:
     has_judge = primary == "judge"
     self_host = any(v.self_hosting_cost_per_1k_usd is not None for v in variants)
@@ -111,6 +156,8 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
         title=Text(f"Results (score = {primary}, mean with 95% CI)", style="table.title"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
+        caption=_cached_caption(variants),
+        caption_justify="left",
     )
     columns = [
         "model",
@@ -147,6 +194,42 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
     return table
 
 
+def baseline_line(baseline: MajorityBaseline) -> Text:
+    """The label metric's reference point, beside the models (the answer is data: visible)."""
+    return Text.assemble(
+        (f"Baseline ({visible(baseline.metric)})", "bold"),
+        f": always '{visible(baseline.answer)}' scores {baseline.score:.3f} "
+        f"(the most common reference label, n={baseline.n})",
+    )
+
+
+def metrics_table(report: RunReport) -> Table:
+    """Every metric's mean and 95% CI per variant (the models table shows the primary one)."""
+    table = Table(
+        title=Text("All metrics (mean with 95% CI)", style="table.title"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    names = report.metric_names()
+    table.add_column("model")
+    for name in names:
+        table.add_column(Text(visible(name)), justify="right")  # a metric spec is not markup
+    for v in report.variants:
+        cells = [score_cell(v.metrics.get(name)).replace(" [", "\n[") for name in names]
+        table.add_row(Text(visible(v.variant)), *cells)
+    return table
+
+
+def _cached_caption(variants: list[VariantSummary]) -> str | None:
+    cached = sum(v.cached_requests for v in variants)
+    if not cached:
+        return None
+    return (
+        f"p50/p95 and tok/s: calls measured in this run ({cached:,} cached, "
+        "latency not re-measured)"
+    )
+
+
 def confusion_table(variant: str, matrix: dict[str, dict[str, int]]) -> Table:
     table = Table(
         title=Text(f"Confusion for {visible(variant)} (rows expected, columns predicted)"),
@@ -164,7 +247,7 @@ def confusion_table(variant: str, matrix: dict[str, dict[str, int]]) -> Table:
 
 def comparisons_table(report: RunReport) -> Table:
     table = Table(
-        title="Paired comparisons (B − A on the same items)",
+        title="Paired comparisons (B − A on the same samples, each pair on its own)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -189,7 +272,10 @@ def samples_table(results: Sequence[ResultRecord], primary: str, failures_only: 
     table = Table(title="Responses", title_justify="left", show_lines=True)
     for col in ("sample", "variant", "response", primary, "reason"):
         table.add_column(Text(col), overflow="fold")  # the metric's name is not markup
-    for r in results:
+    ordered = sorted(
+        results, key=lambda r: (natural_key(r.sample_id), r.sample_id, r.variant, r.repeat)
+    )
+    for r in ordered:
         score = r.scores.get(primary)
         if failures_only and score is not None and score.is_scored and (score.value or 0) >= 1:
             continue

@@ -12,9 +12,12 @@ from assay.cli import options as o
 from assay.cli.lazy_help import lazy_help, metrics_section
 
 if TYPE_CHECKING:
+    from assay.analysis.gate import GateConfig, GateResult
+    from assay.analysis.results import RunReport
     from assay.benchmark.config import RunConfig
     from assay.engine.engine import EngineConfig
     from assay.jobs import BenchmarkJob
+    from assay.jobs.gate import RunGate
 
 RUN_HELP = """Benchmark models on your dataset with your prompt, and report a comparison.
 
@@ -30,9 +33,15 @@ and a recommendation. Everything is recorded in the run store (.assay/).
       --judge-criteria rubric.md --max-cost 2 -o results.json
   assay run --resume 20261128-101500-a1b2c3          # continue an interrupted run
   assay run --resume 20261128-101500-a1b2c3 --max-cost 5   # ... with a higher budget
+  assay run                                           # the eval in ./assay.yaml (assay init)
+  assay run --eval ci.yaml --limit 50 --fail-under 0.8 --junit junit.xml
 
 Give two prompt files to compare prompts on the same models. A resume keeps the run's own
 models, prompts, data and prices; only --max-cost and --concurrency may change.
+
+An eval file (./assay.yaml, or --eval FILE) holds the whole eval; a flag given on the command
+line replaces that key of the file (-m/--config replace its models). Gate: exit code 3 when
+--fail-under or --fail-if-worse-than fails (2: bad input, 1: the run failed).
 """
 
 
@@ -65,6 +74,11 @@ class RunArgs:
         None, "--resume", help="Continue an interrupted run (same data; may raise --max-cost)."
     )
     demo: bool = typer.Option(False, "--demo", help="Run the bundled demo (no key needed).")
+    eval_file: Path | None = typer.Option(
+        None,
+        "--eval",
+        help="The eval file (default: ./assay.yaml when no DATA is given); flags override it.",
+    )
 
 
 @dataclass
@@ -75,24 +89,107 @@ class RunFlags:
     data: o.DataOptions
     generation: o.GenerationOptions
     engine: o.EngineOptions
+    decision: o.DecisionOptions
+    gate: o.GateOptions
     where: o.StoreOptions
 
 
 @o.grouped
 def run_command(flags: RunFlags) -> None:
-    _execute(_job(flags), flags.args.json_out)
+    from assay.analysis.gate import GateFailed, failure_line
+    from assay.errors import AssayError
+
+    job, gate = _job(flags)
+    report = _execute(job, flags.args.json_out)
+    result = gate.evaluate(job, report)
+    if result.checks:
+        _gate_lines(result, to_stderr=flags.args.json_out)
+    if report.status == "failed":  # e.g. a 401: the report is printed, then one error line
+        raise AssayError(f"Run {report.run_id} failed: {report.stopped_reason}")
+    if not result.passed:
+        raise GateFailed(failure_line(result))
 
 
-def _job(flags: RunFlags) -> BenchmarkJob:
+def _job(flags: RunFlags) -> tuple[BenchmarkJob, RunGate]:
     from assay.jobs import BenchmarkJob, Outputs
+    from assay.jobs.gate import RunGate
 
     args, engine = flags.args, flags.engine
-    outputs = Outputs(results=args.output)
+    outputs = Outputs(results=args.output, junit=flags.gate.junit, summary=flags.gate.summary)
+    given = o.given_on_command_line()
     if args.resume:
-        return BenchmarkJob.resume(flags.where.session(), args.resume, engine.changes(), outputs)
+        _refuse_with_resume(args)
+        session = flags.where.session()
+        gate = RunGate.open(session, flags.gate.config())
+        job = BenchmarkJob.resume(session, args.resume, engine.changes(), outputs)
+        gate.check_plan(job.plan)
+        return job, gate
     session = flags.where.session(use_cache=not engine.no_cache)
-    config = _demo_config(args, engine.config()) if args.demo else _config(flags)
-    return BenchmarkJob.prepare(session, config, outputs)
+    config, gate_config = _configs(flags, given)
+    gate = RunGate.open(session, gate_config)
+    return BenchmarkJob.prepare(session, config, outputs, before_start=gate.check_plan), gate
+
+
+def _refuse_with_resume(args: RunArgs) -> None:
+    from assay.errors import UserInputError
+
+    if args.eval_file is not None or args.demo:
+        raise UserInputError(
+            "--resume continues a run with its own settings", "drop --eval and --demo"
+        )
+
+
+def _configs(flags: RunFlags, given: frozenset[str]) -> tuple[RunConfig, GateConfig]:
+    """The run and its gate: from the eval file (flags override it), the demo, or flags."""
+    from assay.errors import UserInputError
+
+    args = flags.args
+    eval_path = _eval_path(args)
+    if args.demo:
+        if args.eval_file is not None:
+            raise UserInputError("--demo runs the bundled demo", "drop --eval or --demo")
+        return _demo_config(args, flags.engine.config()), flags.gate.config()
+    if eval_path is not None:
+        return _eval_configs(flags, given, eval_path)
+    return _config(flags), flags.gate.config()
+
+
+def _eval_path(args: RunArgs) -> Path | None:
+    """``--eval FILE``, else ``./assay.yaml`` when no DATA is given and it exists."""
+    from assay.benchmark.eval_load import EVAL_FILE
+
+    if args.eval_file is not None:
+        return args.eval_file
+    if args.data is None and not args.demo and Path(EVAL_FILE).exists():
+        return Path(EVAL_FILE)
+    return None
+
+
+def _eval_configs(
+    flags: RunFlags, given: frozenset[str], path: Path
+) -> tuple[RunConfig, GateConfig]:
+    from dataclasses import asdict
+
+    from assay.benchmark.eval_file import run_config
+    from assay.benchmark.eval_load import load_eval
+    from assay.cli.eval_flags import MODEL_FLAGS, file_overrides
+    from assay.errors import UserInputError
+
+    groups = (flags.args, flags.scoring, flags.data, flags.generation, flags.engine)
+    values = {k: v for g in (*groups, flags.decision, flags.gate) for k, v in asdict(g).items()}
+    overrides = file_overrides(values, given, flags.args.data, flags.args.prompts)
+    loaded = load_eval(path, overrides)
+    flag_models = bool(set(MODEL_FLAGS) & given)
+    if "base_url" in given and not flag_models:
+        raise UserInputError("--base-url applies to -m models", "set base_url in the file's models")
+    config = run_config(
+        loaded.spec,
+        path,
+        flags.engine.config(),
+        models=flags.models.resolve() if flag_models else None,
+        gpu_cost_per_hour=flags.args.gpu_cost_per_hour,
+    )
+    return config, loaded.gate()
 
 
 def _config(flags: RunFlags) -> RunConfig:
@@ -101,7 +198,10 @@ def _config(flags: RunFlags) -> RunConfig:
 
     args = flags.args
     if args.data is None or not args.prompts:
-        raise UserInputError("assay run needs DATA and PROMPT", "or try: assay run --demo")
+        raise UserInputError(
+            "assay run needs DATA and PROMPT, or an eval file (./assay.yaml or --eval FILE)",
+            "write one with: assay init DATA PROMPT; or try: assay run --demo",
+        )
     return RunConfig(
         data=str(args.data),
         prompts=[str(p) for p in args.prompts],
@@ -114,6 +214,7 @@ def _config(flags: RunFlags) -> RunConfig:
         seed=flags.generation.seed,
         limit=args.limit,
         gpu_cost_per_hour=args.gpu_cost_per_hour,
+        decision=flags.decision.config(),
     )
 
 
@@ -139,15 +240,29 @@ def _demo_config(args: RunArgs, engine: EngineConfig) -> RunConfig:
     )
 
 
-def _execute(job: BenchmarkJob, as_json: bool) -> None:
+def _execute(job: BenchmarkJob, as_json: bool) -> RunReport:
     from assay.cli import render
     from assay.cli.progress import RunProgress
-    from assay.errors import AssayError
 
     if not as_json:
         render.preflight(job.plan, job.estimate(), job.run_id)
     with RunProgress(job.plan, job.completed(), quiet=as_json) as progress:
         report = job.execute(progress)
     render.run_report(report, as_json=as_json)
-    if report.status == "failed":  # e.g. a 401: the report is printed, then one error line
-        raise AssayError(f"Run {report.run_id} failed: {report.stopped_reason}")
+    return report
+
+
+def _gate_lines(result: GateResult, to_stderr: bool) -> None:
+    """The gate's verdict, one line per check (stderr under --json, so stdout stays JSON)."""
+    from assay.analysis.gate import GATE_FAILED_EXIT
+    from assay.cli.untrusted import visible
+
+    head = "passed" if result.passed else f"FAILED (exit code {GATE_FAILED_EXIT})"
+    lines = [f"Gate {head}"]
+    if result.baseline:
+        lines.append(f"  compared with baseline run {visible(result.baseline)}")
+    for c in result.checks:
+        mark = "skip" if c.skipped else ("pass" if c.passed else "FAIL")
+        who = f" [{visible(c.variant)}]" if c.variant else ""
+        lines.append(f"  {mark}  {c.check}{who}: {visible(c.detail)}")
+    typer.echo("\n".join(lines), err=to_stderr)

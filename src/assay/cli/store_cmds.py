@@ -11,7 +11,8 @@ import typer
 from assay.cli import options as o
 
 if TYPE_CHECKING:
-    from assay.store.runstore import RunRecord
+    from assay.analysis.results import RunReport
+    from assay.store.runstore import RunRecord, RunStore
 
 SHOW_HELP = """Summarise a run (the same table as when it ran); --samples adds every response.
 
@@ -23,6 +24,9 @@ prompt change), with a paired bootstrap CI and a paired significance test.
 
   assay compare RUN_A RUN_B
   assay compare RUN_A RUN_B --variant-a local/smollm2 --variant-b local/smollm2
+
+An optimize run is compared through its final prompt (or --variant-a/-b baseline, its
+starting prompt) on its held-out test rows.
 """
 
 
@@ -37,9 +41,9 @@ def runs_command(
     limit: int = typer.Option(20, "--limit", min=1, help="How many runs to list."),
     json_out: bool = o.JSON_OUT,
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from assay.cli.console import cli_console
     from assay.store.runstore import RunStore
 
     runs = RunStore.open(store, create=False).list_runs(limit) if RunStore.exists(store) else []
@@ -48,14 +52,14 @@ def runs_command(
         print(json.dumps(rows, indent=2))
         return
     if not rows:
-        Console().print("No runs yet. Start one with: assay run --demo")
+        cli_console().print("No runs yet. Start one with: assay run --demo")
         return
     table = Table(title="Runs", title_justify="left")
     for col in ("id", "kind", "status", "created", "models", "data"):
         table.add_column(col)
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("id", "kind", "status", "created", "models", "data")))
-    Console().print(table)
+    cli_console().print(table)
 
 
 def _run_row(run: RunRecord) -> dict[str, object]:
@@ -76,7 +80,9 @@ def _run_row(run: RunRecord) -> dict[str, object]:
 def show_command(
     run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
     store: Path | None = o.STORE,
-    samples: bool = typer.Option(False, "--samples", help="List every response and score."),
+    samples: bool = typer.Option(
+        False, "--samples", help='List every response and score (--json: under "samples").'
+    ),
     failures: bool = typer.Option(False, "--failures", help="With --samples: only low scores."),
     json_out: bool = o.JSON_OUT,
 ) -> None:
@@ -92,9 +98,25 @@ def show_command(
         show_optimize(run_store, run.id, as_json=json_out)
         return
     report = analyse(run_store, run.id)
+    if samples and json_out:
+        _print_json_with_samples(run_store, report, failures)
+        return
     render.run_report(report, as_json=json_out)
     if samples and not json_out:
         render.samples_table(run_store.results(run.id), report.primary_metric, failures)
+
+
+def _print_json_with_samples(run_store: RunStore, report: RunReport, failures: bool) -> None:
+    """The run report with its per-sample records (those of ``assay export --format jsonl``)
+    under ``"samples"``, streamed."""
+    import sys
+
+    from assay.analysis.export import json_with_samples, sample_records, sample_table
+
+    table = sample_table(run_store, report.run_id)
+    records = sample_records(run_store, table, failures=failures)
+    for piece in json_with_samples(report.to_json(), records):
+        sys.stdout.write(piece)
 
 
 def compare_command(

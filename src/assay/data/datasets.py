@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -102,6 +102,7 @@ class Dataset:
     _ctx: _Ctx = field(repr=False)
     # What was repaired on load, each naming file:line (e.g. half of an emoji made U+FFFD).
     warnings: tuple[str, ...] = ()
+    row_limit: int | None = None  # only the first rows are used (see head)
 
     def __len__(self) -> int:
         return self.n_rows
@@ -111,8 +112,18 @@ class Dataset:
         """Whether any row has a reference: reference metrics leave the others unscored."""
         return self.n_with_reference > 0
 
+    def head(self, limit: int | None) -> Dataset:
+        """The first ``limit`` rows as a dataset of their own (same file and hash)."""
+        if not limit or limit >= self.n_rows:
+            return self
+        rows = list(self.iter_samples(limit))
+        with_reference = sum(1 for s in rows if s.reference is not None)
+        return replace(self, n_rows=len(rows), n_with_reference=with_reference, row_limit=limit)
+
     def iter_samples(self, limit: int | None = None) -> Iterator[Sample]:
         """The rows in file order, at most ``limit``; each call reads the file afresh."""
+        limits = [n for n in (limit, self.row_limit) if n]
+        limit = min(limits) if limits else None
         reader = _RowReader(Path(self.path))
         with closing(reader.rows()) as rows:
             for n, (line, row) in enumerate(rows, start=1):

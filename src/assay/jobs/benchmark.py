@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +26,26 @@ class BenchmarkJob:
 
     @classmethod
     def prepare(
-        cls, session: Session, config: RunConfig, outputs: Outputs = Outputs()
+        cls,
+        session: Session,
+        config: RunConfig,
+        outputs: Outputs = Outputs(),
+        before_start: Callable[[RunPlan], None] | None = None,
     ) -> BenchmarkJob:
-        """Validate everything and start the run (prices pinned); no model call yet."""
+        """Validate everything and start the run (prices pinned); no model call yet.
+        ``before_start`` checks the plan further (a CI gate's baseline) before the run is
+        recorded."""
         config = config.model_copy(
-            update={"data": absolute(config.data), "prompts": [absolute(p) for p in config.prompts]}
+            update={
+                "data": absolute(config.data),
+                "prompts": [absolute(p) if isinstance(p, str) else p for p in config.prompts],
+            }
         )
         check_outputs(outputs, _inputs(config, session))
         check_run_budget(config, session.prices)
         plan = runner.prepare(config)
+        if before_start is not None:
+            before_start(plan)
         return cls(session, plan, runner.start_run(plan, session), outputs)
 
     @classmethod
@@ -72,4 +84,4 @@ class BenchmarkJob:
 
 
 def _inputs(config: RunConfig, session: Session) -> list[str | Path]:
-    return [config.data, *config.prompts, session.store.path.parent]
+    return [config.data, *config.prompt_files(), session.store.path.parent]

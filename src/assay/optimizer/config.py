@@ -54,6 +54,7 @@ class OptimizeConfig(BaseModel):
     model: ModelConfig
     reasoning_model: ModelConfig | None = None  # None: the task model reasons
     mapping: FieldMapping = FieldMapping()
+    limit: int | None = Field(default=None, ge=1)  # use the first N rows only
     scoring: ScoringConfig = ScoringConfig()
     params: GenerationParams = GenerationParams()
     reasoning_max_tokens: int = Field(default=1024, ge=64)

@@ -67,7 +67,7 @@ def prepare(config: OptimizeConfig) -> Prepared:
             f"Unknown strategy {config.strategy!r}", f"use one of {', '.join(STRATEGY_TYPES)}"
         )
     STRATEGY_TYPES[config.strategy].check_config(config)  # e.g. duel needs a judge
-    dataset = load_dataset(config.data, config.mapping)
+    dataset = load_dataset(config.data, config.mapping).head(config.limit)
     prompt = load_prompt(config.prompt)
     prompt.check_slots(dataset)
     metrics = build_metrics(config.scoring.metrics, dataset.samples)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assay.analysis.compare import ItemKey, PairRow, PrimaryValues, compare_pairs, decide
+from assay.analysis.compare import DecisionSetup, PairRow, PrimaryValues, decide
+from assay.analysis.decisions import ItemKey
 from assay.analysis.results import DatasetInfo, RunReport
 from assay.analysis.summary import SUMMARY_DETAILS, VariantSummary, VariantTally
 from assay.data.prompts import PromptTemplate
@@ -134,7 +135,7 @@ def compare_on_test(
     for name, result in zip(names, results, strict=True):
         summary, values[name] = _on_test(session, result, test_ids, name, seed)
         summaries.append(summary)
-    decision = decide(summaries, compare_pairs(values, seed=seed))
+    decision = decide(summaries, values, DecisionSetup(seed=seed))
     first = results[0]
     return PerModelReport(
         dataset=DatasetInfo(

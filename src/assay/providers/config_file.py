@@ -107,7 +107,13 @@ def _entry(p: Path, index: int, raw: Any) -> ModelConfig:
         field = ".".join(str(x) for x in err["loc"]) or "entry"
         keys = ", ".join(ModelEntry.model_fields)
         raise UserInputError(f"{where}: {field}: {err['msg']}", f"allowed keys: {keys}") from None
-    price = parse_price(entry.price, origin=str(p), key=where) if entry.price else None
+    return model_from_entry(entry, str(p), where)
+
+
+def model_from_entry(entry: ModelEntry, origin: str, where: str) -> ModelConfig:
+    """A validated entry (of a models config or an eval file) as a resolved model; ``where``
+    locates it in error messages."""
+    price = parse_price(entry.price, origin=origin, key=where) if entry.price else None
     try:
         return resolve_model(
             entry.spec,

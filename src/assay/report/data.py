@@ -8,6 +8,7 @@ from typing import Any
 
 from assay.analysis.results import RunReport
 from assay.records import Sample
+from assay.report.optimize_data import OptimizeView, load_optimize
 from assay.store.run_record import StoredRun
 from assay.store.runstore import ResultRecord, RunRecord, RunStore
 
@@ -21,6 +22,8 @@ class RunView:
     results: list[ResultRecord] = field(default_factory=list)
     samples: dict[str, Sample] = field(default_factory=dict)
     iterations: list[dict[str, Any]] = field(default_factory=list)
+    optimize: OptimizeView | None = None  # optimize runs: records, result, disagreements
+    prompts: dict[str, str] = field(default_factory=dict)  # variant key -> its prompt text
 
     @property
     def variant_keys(self) -> list[str]:
@@ -42,6 +45,8 @@ def is_benchmark(run: RunRecord) -> bool:
 def load_view(store: RunStore, run_id: str) -> RunView:
     """Read one run; benchmark figures come from ``analyse()``, the same as ``assay show``."""
     run = store.get_run(run_id)
+    if run.kind == "optimize":
+        return RunView(run=run, optimize=load_optimize(store, run))
     if not is_benchmark(run):
         return RunView(run=run, iterations=store.iterations(run.id))
     from assay.analysis.run_analysis import analyse
@@ -52,7 +57,18 @@ def load_view(store: RunStore, run_id: str) -> RunView:
         results=store.results(run.id),
         samples=store.samples(run.id) or dataset_samples(run.config),
         iterations=store.iterations(run.id),
+        prompts=prompt_texts(store, run.config),
     )
+
+
+def prompt_texts(store: RunStore, stored: StoredRun) -> dict[str, str]:
+    """Each variant's prompt as the run saved it (by hash); runs that saved none have {}."""
+    out = {}
+    for variant in stored.variants:
+        text = store.get_text(variant.prompt_hash) if variant.prompt_hash else None
+        if text is not None:
+            out[variant.key] = text
+    return out
 
 
 def dataset_samples(stored: StoredRun) -> dict[str, Sample]:

@@ -3,6 +3,8 @@
 (function () {
   "use strict";
   var PAGE = 40;
+  var PREVIEW_CHARS = 300; // a long input or reference shows this much until expanded
+  var PREVIEW_LINES = 6;
 
   function make(tag, cls, text) {
     var node = document.createElement(tag);
@@ -20,10 +22,35 @@
     return make("span", "pill " + (tones[cell.status] || "mid"), cell.status);
   }
 
+  function preview(text) {
+    var cut = text.slice(0, PREVIEW_CHARS);
+    if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1); // never half a character
+    return cut.split("\n").slice(0, PREVIEW_LINES).join("\n");
+  }
+
   function field(label, text, cls) {
     var box = make("div", cls);
     box.appendChild(make("div", "field-label", label));
-    box.appendChild(make("div", "text", text));
+    var full = text === null || text === undefined ? "" : String(text);
+    var short = preview(full);
+    if (short === full) {
+      box.appendChild(make("div", "text", full));
+      return box;
+    }
+    var body = make("div", "text clipped", short + "…");
+    var more = "Show all " + full.length.toLocaleString("en-US") + " characters";
+    var toggle = make("button", "button toggle", more);
+    toggle.type = "button";
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      body.textContent = open ? full : short + "…";
+      body.className = open ? "text" : "text clipped";
+      toggle.textContent = open ? "Show less" : more;
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+    box.appendChild(body);
+    box.appendChild(toggle);
     return box;
   }
 
@@ -32,7 +59,14 @@
     box.setAttribute("data-variant", name);
     var head = make("div", "vhead");
     head.appendChild(make("span", "vname", name));
-    head.appendChild(scorePill(cell));
+    var pills = make("span", "pills");
+    if (cell.cached) {
+      var cached = make("span", "pill mid cached", "cached");
+      cached.title = "Served from the response cache: its latency and cost are the original call's.";
+      pills.appendChild(cached);
+    }
+    pills.appendChild(scorePill(cell));
+    head.appendChild(pills);
     box.appendChild(head);
     if (cell.text !== null && cell.text !== undefined) box.appendChild(make("div", "text resp", cell.text));
     if (cell.error) box.appendChild(make("div", "text error", cell.error));
@@ -58,7 +92,7 @@
     var head = make("div", "sample-head");
     head.appendChild(make("span", "sid", row.id));
     if (row.repeat) head.appendChild(make("span", "pill", "repeat " + row.repeat));
-    if (row.disagree) head.appendChild(make("span", "pill warn", "models disagree"));
+    if (row.disagree) head.appendChild(make("span", "pill warn", (data.differs || "variants") + " disagree"));
     if (row.spread > 0) head.appendChild(make("span", "muted", "spread " + row.spread.toFixed(2)));
     card.appendChild(head);
     var io = make("div", "sample-io");

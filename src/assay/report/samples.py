@@ -11,8 +11,10 @@ from typing import Any
 from assay.records import Request
 from assay.report.data import RunView
 from assay.report.html import Markup, el, join, json_island, void
+from assay.report.prompts import differs
 from assay.scoring.score import Score
 from assay.store.runstore import ResultRecord
+from assay.text import natural_key
 
 MAX_TEXT = 20_000  # characters of any one text kept in the page
 
@@ -30,8 +32,7 @@ def explorer_data(view: RunView) -> dict[str, Any]:
     by_item: dict[tuple[str, int], dict[str, ResultRecord]] = {}
     for r in view.results:
         by_item.setdefault((r.sample_id, r.repeat), {})[r.variant] = r
-    order = {sample_id: i for i, sample_id in enumerate(view.samples)}
-    keys = sorted(by_item, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
+    keys = sorted(by_item, key=lambda k: (natural_key(k[0]), k[0], k[1]))  # 2 before 10
     rows = [_row(k, by_item[k], variants, view) for k in keys]
     has_reference = any(row["reference"] is not None for row in rows)
     return {
@@ -39,6 +40,7 @@ def explorer_data(view: RunView) -> dict[str, Any]:
         "metric": view.primary_metric,
         "rows": rows,
         "references": has_reference,
+        "differs": differs(view),
     }
 
 

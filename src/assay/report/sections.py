@@ -8,10 +8,17 @@ from assay.analysis.results import RunReport
 from assay.report import fmt
 from assay.report.charts import cost_quality_chart, latency_chart
 from assay.report.data import RunView
+from assay.report.decisions import decisions_card_body
 from assay.report.html import Markup, el, join
 from assay.report.optimize import optimize_section
+from assay.report.prompts import prompt_groups, prompts_body
 from assay.report.samples import explorer
-from assay.report.tables import comparison_matrix, models_table
+from assay.report.tables import (
+    comparison_matrix,
+    confusion_tables,
+    metrics_table,
+    models_table,
+)
 
 KIND_TITLES = {"run": "Benchmark", "optimize": "Optimization"}
 
@@ -44,15 +51,46 @@ def _header(view: RunView) -> Markup:
 def benchmark_parts(view: RunView, report: RunReport) -> list[Markup]:
     pairs = join([comparison_matrix(report), el("p", _PAIRS_NOTE, class_="note")])
     samples = join([_samples_note(view), explorer(view, anchor(view.run.id))])
+    prompts = _prompts_card(view)
+    compared = len(prompt_groups(view)) > 1
     return [
         *_callouts(report),
         _card("Overview", _overview(view, report)),
+        *([prompts] if compared else []),
         _card("Models", join([models_table(report), _table_note(report)])),
+        *_metric_cards(report),
         _card("Cost and quality", _figure(cost_quality_chart(report), _scatter_caption(report))),
         _card("Latency", _figure(latency_chart(report, latencies(view)), _LATENCY_CAPTION)),
         _card("Paired comparisons", pairs),
+        *_decisions_card(report),
+        *([prompts] if prompts and not compared else []),
         _card("Samples", samples, "samples"),
     ]
+
+
+def _decisions_card(report: RunReport) -> list[Markup]:
+    body = decisions_card_body(report)
+    return [] if body is None else [_card("Decisions", body, "decisions")]
+
+
+def _prompts_card(view: RunView) -> Markup:
+    groups = prompt_groups(view)
+    if not groups:
+        return Markup("")
+    title = "Prompts" if len(groups) > 1 else "Prompt"
+    return _card(title, prompts_body(groups), "prompts")
+
+
+def _metric_cards(report: RunReport) -> list[Markup]:
+    """Every metric (when there is more than the primary one) and the label confusion."""
+    out = []
+    if len(report.metric_names()) > 1:
+        note = el("p", _METRICS_NOTE, class_="note")
+        out.append(_card("All metrics", join([metrics_table(report), note]), "metrics"))
+    if any(v.confusion for v in report.variants):
+        note = el("p", _CONFUSION_NOTE, class_="note")
+        out.append(_card("Confusion matrix", join([confusion_tables(report), note]), "confusion"))
+    return out
 
 
 def _card(title: str, body: Markup, kind: str | None = None) -> Markup:
@@ -98,6 +136,10 @@ def _overview(view: RunView, report: RunReport) -> Markup:
         ("Spent by this run", fmt.usd(report.spent_usd)),
         ("Pareto front (quality vs $/1k)", ", ".join(report.pareto_quality_cost) or "–"),
     ]
+    if report.majority_baseline is not None:
+        baseline = report.majority_baseline
+        name = f"Baseline ({baseline.metric})"
+        items.append((name, f"{baseline.describe()} (majority class, n={baseline.n})"))
     return el("dl", [el("div", [el("dt", k), el("dd", v)]) for k, v in items], class_="meta")
 
 
@@ -142,8 +184,18 @@ _LATENCY_CAPTION = (
 )
 _PAIRS_NOTE = (
     "Each cell is the row's mean score minus the column's, on the samples both answered, with "
-    "a paired bootstrap 95% interval and a paired sign-flip permutation test. Green: row "
-    "significantly better; red: significantly worse."
+    "the paired sign-flip permutation test and its 95% interval (the test inverted, so the "
+    "two never disagree), each pair on its own. Green: row significantly better; red: "
+    "significantly worse."
+)
+_METRICS_NOTE = (
+    "Every metric the run scored: mean over scored responses with a 95% bootstrap interval, "
+    "and how many responses it scored. “always '…'” is the majority-class baseline: the score "
+    "of giving the most common reference label for every sample."
+)
+_CONFUSION_NOTE = (
+    "Rows: the reference label; columns: the label found in the answer (“(no label)”: none "
+    "was found). The diagonal counts correct answers; repeats count once each."
 )
 _NO_DATA_NOTE = (
     "References are read from the run's data file, which is missing or changed since the run; "

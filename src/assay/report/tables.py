@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from assay.analysis.baseline import MajorityBaseline
 from assay.analysis.compare import PairRow
 from assay.analysis.results import RunReport
 from assay.analysis.summary import VariantSummary
 from assay.report import fmt
 from assay.report.html import Markup, el, join
-from assay.scoring.stats import PairedComparison
+from assay.scoring.metrics import NO_LABEL
+from assay.scoring.stats import Aggregate, PairedComparison
 
 
 def th(text: str, num: bool = False, title: str | None = None) -> Markup:
@@ -33,8 +35,37 @@ def models_table(report: RunReport) -> Markup:
     ]
     best = _best_variant(report.variants)
     rows = [_model_row(v, report, judged, v.variant == best) for v in report.variants]
+    baseline = report.majority_baseline
+    if baseline is not None and baseline.metric == report.primary_metric:
+        rows.append(_baseline_row(baseline, len(heads)))
     table = el("table", [el("thead", el("tr", heads)), el("tbody", rows)], class_="models")
     return el("div", table, class_="table-wrap")
+
+
+def baseline_name(baseline: MajorityBaseline) -> Markup:
+    return join(
+        [
+            el("div", f"always '{baseline.answer}'", class_="model-name"),
+            el("div", "majority-class baseline", class_="model-spec"),
+        ]
+    )
+
+
+def baseline_score(baseline: MajorityBaseline) -> Markup:
+    return join(
+        [el("strong", fmt.score(baseline.score)), el("span", f"n={baseline.n}", class_="ci")]
+    )
+
+
+def _baseline_row(baseline: MajorityBaseline, columns: int) -> Markup:
+    """Not a model: the score of always giving the most common reference label."""
+    note = "the most common reference label, given for every sample: no calls, no cost"
+    cells = [
+        td(baseline_name(baseline)),
+        td(baseline_score(baseline), True, data_baseline="score"),
+        el("td", note, class_="muted", colspan=columns - 2),
+    ]
+    return el("tr", cells, class_="baseline", data_baseline=baseline.metric)
 
 
 def _best_variant(variants: list[VariantSummary]) -> str | None:
@@ -85,6 +116,98 @@ def _cost_cell(v: VariantSummary) -> Markup:
         return el("span", main)
     hosting = f"self-hosting ≈ {fmt.usd(v.self_hosting_cost_per_1k_usd, 3)}"
     return join([el("span", main), el("div", hosting, class_="model-spec")])
+
+
+# --- every metric ---------------------------------------------------------------------------
+
+
+def metrics_table(report: RunReport) -> Markup:
+    """Every metric of every variant: mean, 95% interval and how many responses it scored."""
+    names = report.metric_names()
+    heads = [
+        th("Model"),
+        *(th(n + (" (primary)" if n == report.primary_metric else ""), True) for n in names),
+    ]
+    rows = [
+        el(
+            "tr",
+            [td(v.variant), *(_metric_cell(v.metrics.get(n), n) for n in names)],
+            data_variant=v.variant,
+        )
+        for v in report.variants
+    ]
+    baseline = report.majority_baseline
+    if baseline is not None and baseline.metric in names:
+        cells = [
+            td(baseline_name(baseline)),
+            *(
+                td(baseline_score(baseline), True, data_value_of=n)
+                if n == baseline.metric
+                else td("", True)
+                for n in names
+            ),
+        ]
+        rows.append(el("tr", cells, class_="baseline", data_baseline=baseline.metric))
+    table = el("table", [el("thead", el("tr", heads)), el("tbody", rows)], class_="metrics")
+    return el("div", table, class_="table-wrap")
+
+
+def _metric_cell(agg: Aggregate | None, name: str) -> Markup:
+    if agg is None or agg.mean is None:
+        return td(el("span", "no score", class_="muted"), True, data_value_of=name)
+    content = [
+        el("strong", fmt.score(agg.mean)),
+        el("span", fmt.ci(agg), class_="ci"),
+        el("div", f"n={agg.n_scored}", class_="model-spec"),
+    ]
+    return td(join(content), True, data_value_of=name)
+
+
+# --- confusion matrices ----------------------------------------------------------------------
+
+
+def confusion_tables(report: RunReport) -> Markup:
+    """Per variant, reference label (rows) by predicted label (columns); answers with no label
+    in them have their own column. Every variant's table has the same rows and columns."""
+    matrices = {v.variant: v.confusion for v in report.variants if v.confusion}
+    references = sorted({ref for m in matrices.values() for ref in m})
+    predicted = sorted({p for m in matrices.values() for row in m.values() for p in row})
+    columns = [*sorted(set(predicted) - {NO_LABEL} | set(references)), NO_LABEL]
+    tables = [
+        _confusion(variant, matrix, references, columns) for variant, matrix in matrices.items()
+    ]
+    return el("div", tables, class_="confusions")
+
+
+def _confusion(
+    variant: str, matrix: dict[str, dict[str, int]], references: list[str], columns: list[str]
+) -> Markup:
+    head = el(
+        "tr",
+        [
+            el("th", "reference ↓ predicted →", scope="col"),
+            *(el("th", c, scope="col", class_="num") for c in columns),
+        ],
+    )
+    rows = [
+        el(
+            "tr",
+            [
+                el("th", ref, scope="row", class_="row"),
+                *(_count(matrix.get(ref, {}).get(c, 0), ref, c) for c in columns),
+            ],
+            data_reference=ref,
+        )
+        for ref in references
+    ]
+    table = el("table", [el("thead", head), el("tbody", rows)], class_="confusion")
+    caption = el("h3", variant)
+    return el("div", [caption, el("div", table, class_="table-wrap")], data_variant=variant)
+
+
+def _count(n: int, reference: str, predicted: str) -> Markup:
+    tone = "hit" if reference == predicted else "miss" if n else "zero"
+    return el("td", str(n), class_="num " + tone, data_predicted=predicted)
 
 
 # --- paired comparison matrix ----------------------------------------------------------------

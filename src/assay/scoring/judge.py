@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from assay.engine.engine import Engine
-from assay.errors import ProviderError, UserInputError
+from assay.errors import ContextLengthError, ProviderError, RequestTimeoutError, UserInputError
 from assay.files import read_regular_text
 from assay.records import (
     Completion,
@@ -57,15 +57,26 @@ from assay.scoring.judge_parse import (
     VerdictParseError,
     detect_dimensions,
     detect_scale,
+    looks_like_refusal,
     parse_verdict,
     strip_reasoning,
 )
 from assay.scoring.score import Score
 from assay.scoring.scorer import AsyncScorer
+from assay.scoring.unscored import (
+    CONTEXT_OVERFLOW,
+    CUT_OFF,
+    JUDGE_CONTEXT_HINT,
+    NO_VERDICT,
+    REFUSAL,
+    REQUEST_ERROR,
+)
 
 T = TypeVar("T")
 JUDGE_PURPOSE = "judge"
 _REASON_CHARS = 300
+
+_JUDGE_TIMEOUT_HINT = "raise --timeout or lower --judge-max-tokens"
 
 
 class JudgeConfig(BaseModel):
@@ -187,6 +198,7 @@ class JudgeCall(Generic[T]):
     parsed: T | None = None
     replies: list[str] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
+    parse_kinds: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: str | None = None
     attempts: int = 0
@@ -211,9 +223,33 @@ class JudgeCall(Generic[T]):
         if self.parsed is not None:
             return ""
         if self.error is not None:
+            if self.error_kind == ContextLengthError.kind:
+                return "judge context overflow: " + self.error
             return "judge request failed: " + self.error
         last = self.parse_errors[-1] if self.parse_errors else "no reply"
+        if self.cause == REFUSAL:
+            return "judge refused: " + last
+        if self.cause == CUT_OFF:
+            return "judge reply cut off at --judge-max-tokens: " + last
         return "judge reply unparsable: " + last
+
+    @property
+    def cause(self) -> str:
+        """Why there is no verdict, as a key of :data:`UNSCORED_CAUSES` ("" when there is one).
+
+        The last attempt decides: a failed request, then a reply cut off by the token limit,
+        then a refusal, then what the parser found missing.
+        """
+        if self.parsed is not None:
+            return ""
+        if self.error is not None:
+            return CONTEXT_OVERFLOW if self.error_kind == ContextLengthError.kind else REQUEST_ERROR
+        last = self.completions[-1] if self.completions else None
+        if last is not None and last.finish_reason == "length":
+            return CUT_OFF
+        if last is not None and looks_like_refusal(last.text, last.finish_reason):
+            return REFUSAL
+        return self.parse_kinds[-1] if self.parse_kinds else NO_VERDICT
 
     def audit(self) -> dict[str, Any]:
         """What was asked and answered, for Score.details.
@@ -238,6 +274,8 @@ class JudgeCall(Generic[T]):
         if self.error is not None:
             record["error"] = self.error
             record["error_kind"] = self.error_kind
+        if self.parsed is None:
+            record["cause"] = self.cause
         return record
 
 
@@ -277,7 +315,7 @@ async def ask_judge(
         try:
             completion = await engine.complete(model, request, purpose=JUDGE_PURPOSE)
         except ProviderError as exc:
-            call.error, call.error_kind = str(exc), exc.kind
+            call.error, call.error_kind = judge_error(exc), exc.kind
             return call
         _record_attempt(call, completion)
         try:
@@ -285,8 +323,19 @@ async def ask_judge(
             return call
         except VerdictParseError as exc:
             call.parse_errors.append(str(exc))
+            call.parse_kinds.append(exc.kind)
             request = _with_feedback(request, completion.text, str(exc), contract)
     return call
+
+
+def judge_error(exc: ProviderError) -> str:
+    """A failed judge request in one line, with the judge's own knobs in the hint (the task
+    model's ``--max-tokens`` does not size the judge's request)."""
+    if isinstance(exc, ContextLengthError):
+        return f"{exc.message} ({JUDGE_CONTEXT_HINT})"
+    if isinstance(exc, RequestTimeoutError):
+        return f"{exc.message} ({_JUDGE_TIMEOUT_HINT})"
+    return str(exc)
 
 
 def _record_attempt(call: JudgeCall[T], completion: Completion) -> None:
@@ -472,6 +521,7 @@ def combine_calls(
         details["spread"] = spread([c.parsed.value for c in scored if c.parsed is not None])
     judged = [p["value"] for p in panel.values() if p["value"] is not None]
     if not judged:
+        details["unscored_cause"] = calls[0].cause
         return Score(value=None, status="unscored", reason=calls[0].failure, details=details)
     value = min(1.0, max(0.0, sum(judged) / len(judged)))
     details["composite" if dimensions else "value"] = value

@@ -55,8 +55,21 @@ _NUMBER = re.compile(
 )
 
 
+NO_VERDICT = "no_verdict"
+"""The reply holds no verdict line of the judge's own (empty, cut off, or only quotations)."""
+BAD_VERDICT = "bad_verdict"
+"""The reply has a verdict line, but its value is not on the scale."""
+
+
 class VerdictParseError(ValueError):
-    """A judge reply holds no usable verdict; the message names the problem for the retry."""
+    """A judge reply holds no usable verdict; the message names the problem for the retry.
+
+    ``kind`` says which: :data:`NO_VERDICT` or :data:`BAD_VERDICT` (run diagnostics count them).
+    """
+
+    def __init__(self, message: str, kind: str = BAD_VERDICT) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # --------------------------------------------------------------------------- the scale
@@ -256,6 +269,24 @@ def strip_reasoning(text: str) -> str:
     return text
 
 
+_REFUSAL = re.compile(
+    r"^\W*(?:sorry\b|as\s+an\s+ai\b|i(?:\s+am|\s*['’]m)\s+(?:sorry|unable|not\s+able)|"
+    r"i\s+(?:won['’]t|will\s+not|must\s+decline)|"
+    r"i\s+(?:cannot|can\s+not|can['’]t)\s+(?:help|assist|comply|evaluate|grade|rate|score|"
+    r"judge|assess|provide|fulfil|do\s+that|engage))",
+    re.IGNORECASE,
+)
+REFUSAL_FINISH_REASONS = frozenset({"content_filter", "refusal"})
+
+
+def looks_like_refusal(text: str, finish_reason: str | None = None) -> bool:
+    """Whether a reply without a verdict is a refusal: the provider says so (a content filter),
+    or the answer opens with a refusal ("I'm sorry", "I cannot", "As an AI")."""
+    if finish_reason in REFUSAL_FINISH_REASONS:
+        return True
+    return _REFUSAL.match(answer_text(text).strip()) is not None
+
+
 def strip_fences(text: str) -> str:
     """Drop code-fence marker lines, keeping what was inside the fence."""
     return "\n".join(line for line in text.splitlines() if not _FENCE_LINE.match(line))
@@ -311,9 +342,10 @@ class KeywordReply:
         if any(k == key for _, k, _ in self.lines):
             raise VerdictParseError(
                 f"every '{label}:' line in the reply may be quoted from the text under "
-                "evaluation; do not quote it, and end with your own line"
+                "evaluation; do not quote it, and end with your own line",
+                NO_VERDICT,
             )
-        raise VerdictParseError(f"no line starting with '{label}:' was found")
+        raise VerdictParseError(f"no line starting with '{label}:' was found", NO_VERDICT)
 
     def optional_value(self, key: str) -> str | None:
         """Like :meth:`last_value`, but None when the judge wrote no line of its own."""
@@ -335,11 +367,12 @@ class KeywordReply:
 def read_reply(text: str, keyword: str, evaluated: Sequence[str] = ()) -> KeywordReply:
     """Strip the reply and find its keyword lines; raises VerdictParseError on an empty answer."""
     if not text.strip():
-        raise VerdictParseError("the reply is empty")
+        raise VerdictParseError("the reply is empty", NO_VERDICT)
     body = answer_text(text)
     if not body.strip():
         raise VerdictParseError(
-            "the reply holds only a reasoning block (was it cut off by the token limit?)"
+            "the reply holds only a reasoning block (was it cut off by the token limit?)",
+            NO_VERDICT,
         )
     quoted = _quoted_counts(evaluated, keyword)
     return KeywordReply(body=body, lines=keyword_lines(body, keyword), quoted=quoted)
@@ -395,7 +428,7 @@ def _dimension_point(reply: KeywordReply, name: str, scale: Scale) -> int:
     try:
         return scale.parse_point(reply.last_value(key, "VERDICT"))
     except VerdictParseError as error:
-        raise VerdictParseError(f"{name}: {error}") from None
+        raise VerdictParseError(f"{name}: {error}", error.kind) from None
 
 
 Winner = Literal["A", "B", "tie"]

@@ -121,15 +121,16 @@ def aggregate_values(
 
 
 class PairedComparison(BaseModel):
-    """B against A on the same items (``diff = mean_b - mean_a``).
+    """B against A on the same items (``diff = mean_b - mean_a``), one method for every figure.
 
-    ``p_value`` comes from a two-sided paired sign-flip permutation test on the per-item
-    differences (exact for n <= 16, else 10,000 seeded random flips); all-zero differences
-    give p = 1. The interval is a paired bootstrap of the mean difference at ``1 - alpha``.
-    ``significant`` needs both p < alpha and an interval that excludes 0.
-    ``samples_needed`` is a rough number of paired items to detect the observed difference
-    at 80% power (normal approximation from the sd of the differences; never below the
-    smallest n at which the exact test can reach alpha); None when the difference is 0.
+    The two-sided paired sign-flip permutation test (exact for n <= 16, else 10,000 seeded random
+    flips) gives ``p_value``; the interval is the same test inverted: every shift d whose test of
+    ``diffs - d`` is not rejected at ``alpha`` (the signs are drawn once, so the interval and the
+    p-value cannot disagree). ``significant`` is ``p_value < alpha``, which holds exactly when the
+    interval excludes 0. All-zero differences give p = 1. ``samples_needed`` is a rough number of
+    paired items to detect the observed difference at 80% power (normal approximation from the
+    sd of the differences; never below the smallest n at which the exact test can reach alpha);
+    None when the difference is 0.
     """
 
     n: int
@@ -142,8 +143,9 @@ class PairedComparison(BaseModel):
     p_value: float | None
     significant: bool
     samples_needed: int | None
+    sd: float | None = None
     alpha: float = 0.05
-    method: str = "paired sign-flip permutation test; paired bootstrap CI"
+    method: str = "paired sign-flip permutation test, inverted for the interval"
 
 
 def _is_number(value: float | None) -> bool:
@@ -159,32 +161,82 @@ def _pairs(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[Floats
     return xs, ys
 
 
-def _exact_sign_flip_p(diffs: Floats) -> float:
-    signs = np.asarray(list(itertools.product((1.0, -1.0), repeat=len(diffs))))
-    stats = np.abs(signs @ diffs) / len(diffs)
-    observed = abs(float(diffs.mean()))
-    return float(np.mean(stats >= observed - _TIE_EPS))
+class SignFlipTest:
+    """The sign-flip test of "the differences are symmetric about d", for any shift d.
 
+    With S the matrix of sign vectors, the statistic of ``diffs - d`` is |S·diffs - d·S·1| / n,
+    so one matrix product serves every d: the p-value and its inverted interval agree exactly.
+    """
 
-def _random_sign_flip_p(diffs: Floats, resamples: int, rng: np.random.Generator) -> float:
-    observed = abs(float(diffs.mean()))
-    rows = max(1, _CHUNK_CELLS // len(diffs))
-    hits = 0
-    for start in range(0, resamples, rows):
-        size = min(rows, resamples - start)
-        signs = rng.choice(np.array([1.0, -1.0]), size=(size, len(diffs)))
-        hits += int(np.sum(np.abs(signs @ diffs) / len(diffs) >= observed - _TIE_EPS))
-    return (hits + 1) / (resamples + 1)
+    def __init__(self, diffs: Floats, seed: int = 0) -> None:
+        self.diffs = diffs
+        self.exact = len(diffs) <= EXACT_PERMUTATION_MAX_N
+        self._flipped, self._signs_sum = self._flips(diffs, seed)
+
+    def _flips(self, diffs: Floats, seed: int) -> tuple[Floats, Floats]:
+        if self.exact:
+            signs = np.asarray(list(itertools.product((1.0, -1.0), repeat=len(diffs))))
+            return signs @ diffs, signs.sum(axis=1)
+        rng = np.random.default_rng(seed)
+        rows = max(1, _CHUNK_CELLS // len(diffs))
+        flipped, sums = [], []
+        for start in range(0, PERMUTATION_RESAMPLES, rows):
+            signs = rng.choice(
+                np.array([1.0, -1.0]), size=(min(rows, PERMUTATION_RESAMPLES - start), len(diffs))
+            )
+            flipped.append(signs @ diffs)
+            sums.append(signs.sum(axis=1))
+        return np.concatenate(flipped), np.concatenate(sums)
+
+    def p_value(self, shift: float = 0.0) -> float:
+        centred = self.diffs - shift
+        if np.all(np.abs(centred) <= _TIE_EPS):
+            return 1.0
+        observed = abs(float(centred.sum()))
+        stats = np.abs(self._flipped - shift * self._signs_sum)
+        hits = int(np.sum(stats >= observed - _TIE_EPS * len(centred)))
+        if self.exact:
+            return hits / len(stats)
+        return (hits + 1) / (len(stats) + 1)
+
+    def interval(self, alpha: float) -> tuple[float, float]:
+        """The shifts not rejected at ``alpha``, found by bisection from the mean outwards;
+        a side the data cannot bound (too few items) ends at the far edge of the data."""
+        centre = float(self.diffs.mean())
+        if float(np.ptp(self.diffs)) <= _TIE_EPS:  # no spread: only the value itself is accepted
+            return self._agree_at_zero(centre, centre, alpha)
+        span = max(float(np.ptp(self.diffs)), abs(centre))
+        low = self._edge(centre, centre - 2 * span, alpha)
+        high = self._edge(centre, centre + 2 * span, alpha)
+        return self._agree_at_zero(low, high, alpha)
+
+    def _agree_at_zero(self, low: float, high: float, alpha: float) -> tuple[float, float]:
+        """With ties (0/1 scores) the p-value steps at 0: the interval is the test's verdict
+        at 0 exactly, so "excludes 0" and "p < alpha" are one statement."""
+        if self.p_value(0.0) >= alpha:
+            return min(low, 0.0), max(high, 0.0)
+        if low <= 0.0 <= high:
+            return (_TIE_EPS, high) if self.diffs.mean() > 0 else (low, -_TIE_EPS)
+        return low, high
+
+    def _edge(self, inside: float, outside: float, alpha: float) -> float:
+        if self.p_value(outside) >= alpha:
+            return outside
+        for _ in range(40):
+            middle = (inside + outside) / 2
+            if self.p_value(middle) >= alpha:
+                inside = middle
+            else:
+                outside = middle
+        return inside
 
 
 def sign_flip_p_value(diffs: Sequence[float], seed: int = 0) -> float:
     """Two-sided paired permutation test of mean(diffs) == 0. All-zero differences give 1."""
     arr = np.asarray(diffs, dtype=np.float64)
-    if len(arr) == 0 or np.all(np.abs(arr) <= _TIE_EPS):
+    if len(arr) == 0:
         return 1.0
-    if len(arr) <= EXACT_PERMUTATION_MAX_N:
-        return _exact_sign_flip_p(arr)
-    return _random_sign_flip_p(arr, PERMUTATION_RESAMPLES, np.random.default_rng(seed))
+    return SignFlipTest(arr, seed).p_value()
 
 
 def min_n_for_exact_test(alpha: float) -> int:
@@ -217,9 +269,9 @@ def paired_compare(
         )  # fmt: skip
     diffs = ys - xs
     diff = float(diffs.mean())
-    ci = bootstrap_ci(diffs.tolist(), confidence=1.0 - alpha, seed=seed)
-    p_value = sign_flip_p_value(diffs.tolist(), seed=seed)
-    excludes_zero = ci is not None and (ci[0] > 0.0 or ci[1] < 0.0)
+    test = SignFlipTest(diffs, seed)
+    p_value = test.p_value()
+    low, high = test.interval(alpha) if n >= 2 else (None, None)
     sd = float(diffs.std(ddof=1)) if n >= 2 else 0.0
     return PairedComparison(
         n=n,
@@ -227,11 +279,12 @@ def paired_compare(
         mean_a=float(xs.mean()),
         mean_b=float(ys.mean()),
         diff=diff,
-        ci_low=ci[0] if ci else None,
-        ci_high=ci[1] if ci else None,
+        ci_low=low,
+        ci_high=high,
         p_value=p_value,
-        significant=excludes_zero and p_value < alpha,
+        significant=p_value < alpha,
         samples_needed=samples_needed(diff, sd, alpha) if abs(diff) > _TIE_EPS else None,
+        sd=sd,
         alpha=alpha,
     )
 

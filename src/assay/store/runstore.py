@@ -1,6 +1,6 @@
 """The run store: the append-only record of runs, results, scores and iterations (SQLite).
 
-Reports, the dashboard and ``assay runs/show/compare`` only read it.
+Reports, the dashboard and ``assay runs/show/compare/export`` only read it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from assay.scoring.score import Score
 from assay.secrets import redact
 from assay.store.migrations import MIGRATIONS, migrate
 from assay.store.run_record import StoredRun
+from assay.text import natural_key
 
 _T = TypeVar("_T")
 
@@ -113,6 +114,14 @@ class ResultRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SampleResult:
+    """A full result with its sample's reference (None when the run saved no samples)."""
+
+    result: ResultRecord
+    reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """Who holds a run: one process at a time executes it (``jobs.lifecycle`` decides when a
     lease is stale). ``token`` tells two holders in one process apart."""
@@ -149,6 +158,22 @@ _RESULT_ROWS_SQL = """
 """
 
 
+# One row per result, its scores gathered into a JSON array: a sort moves one row per result.
+# Sample ids in natural order (2 before 10), then variant and repeat.
+_SAMPLE_RESULTS_SQL = """
+    SELECT r.variant, r.sample_id, r.repeat, r.request, r.completion, r.error_kind, r.error,
+           json_extract(sm.sample, '$.reference'),
+           (SELECT json_group_array(json_array(s.metric, s.value, s.status, s.reason, s.details))
+              FROM scores AS s
+             WHERE s.run_id = r.run_id AND s.variant = r.variant
+               AND s.sample_id = r.sample_id AND s.repeat = r.repeat)
+    FROM results AS r LEFT JOIN samples AS sm
+      ON sm.run_id = r.run_id AND sm.sample_id = r.sample_id
+    WHERE r.run_id = ?
+    ORDER BY natural_key(r.sample_id), r.sample_id, r.variant, r.repeat
+"""
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -165,6 +190,8 @@ class RunStore:
             raise UserInputError(
                 f"Run store {path} is unreadable ({exc})", "move it aside or pass --store DIR"
             ) from None
+        # For sample_results' order; registered once: redefining it under a live cursor fails.
+        self._db.create_function("natural_key", 1, natural_key, deterministic=True)
 
     @classmethod
     def open(cls, directory: str | Path | None = None, *, create: bool = True) -> RunStore:
@@ -333,6 +360,26 @@ class RunStore:
             if not batch:
                 return
             yield batch
+
+    def sample_results(self, run_id: str) -> Iterator[SampleResult]:
+        """A run's full results with their references, for per-sample export: streamed from a
+        cursor in batches (memory stays flat), sample ids in natural order, then variant and
+        repeat. The lock is held per batch, as in ``result_rows``."""
+        with self._lock:
+            cursor = self._db.execute(_SAMPLE_RESULTS_SQL, (run_id,))
+        try:
+            for batch in self._batches(cursor):
+                yield from (_sample_result(run_id, row) for row in batch)
+        finally:
+            cursor.close()
+
+    def metric_names(self, run_id: str) -> list[str]:
+        """Every metric a run's results hold scores for, sorted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT metric FROM scores WHERE run_id = ? ORDER BY metric", (run_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def completed_keys(self, run_id: str) -> set[tuple[str, str, int]]:
         with self._lock:
@@ -568,3 +615,12 @@ def _result_record(row: tuple[Any, ...], scores: dict[str, Score]) -> ResultReco
         error=row[7],
         scores=scores,
     )
+
+
+def _sample_result(run_id: str, row: tuple[Any, ...]) -> SampleResult:
+    scores = {
+        metric: Score(value=value, status=status, reason=reason, details=json.loads(details))
+        for metric, value, status, reason, details in json.loads(row[8])
+    }
+    result = _result_record((run_id, *row[:7]), scores)
+    return SampleResult(result, row[7] if isinstance(row[7], str) else None)

@@ -1,10 +1,11 @@
-"""The compare page: two benchmark runs on the same data, sample by sample (``compare_runs``)."""
+"""The compare page: two runs on the same data, sample by sample (``compare_runs``); an
+optimize run takes part through its final (or starting) prompt, on its test split."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assay.analysis.runs_compare import RunComparison, compare_runs
+from assay.analysis.runs_compare import OPTIMIZE_PROMPTS, RunComparison, compare_runs
 from assay.errors import UserInputError
 from assay.report import fmt
 from assay.report.html import Markup, el, join, void
@@ -28,7 +29,7 @@ class CompareQuery:
 
 
 def compare_page(ctx: PageContext, store: RunStore, query: CompareQuery) -> str:
-    runs = [r for r in store.list_runs(200) if r.config.variants]
+    runs = [r for r in store.list_runs(200) if r.config.variants or r.kind == "optimize"]
     parts = [
         el("h1", "Compare two runs"),
         el("p", _INTRO, class_="sub"),
@@ -41,6 +42,8 @@ def compare_page(ctx: PageContext, store: RunStore, query: CompareQuery) -> str:
 
 def _form(runs: list[RunRecord], q: CompareQuery) -> Markup:
     variants = sorted({v.key for r in runs for v in r.config.variants})
+    if any(r.kind == "optimize" for r in runs):
+        variants = [*OPTIMIZE_PROMPTS, *variants]
     fields = [
         _select("a", "Run A (baseline)", runs, q.a),
         _text("va", "Variant A (if several)", q.variant_a),
@@ -55,9 +58,14 @@ def _form(runs: list[RunRecord], q: CompareQuery) -> Markup:
 def _select(name: str, label: str, runs: list[RunRecord], chosen: str) -> Markup:
     options = [el("option", "choose a run…", value="")]
     for r in runs:
-        models = ", ".join(v.key for v in r.config.variants)
-        options.append(el("option", f"{r.id} ({models})", value=r.id, selected=r.id == chosen))
+        options.append(el("option", _run_label(r), value=r.id, selected=r.id == chosen))
     return el("label", [label, el("select", options, name=name)])
+
+
+def _run_label(run: RunRecord) -> str:
+    if run.kind == "optimize":
+        return f"{run.id} (optimize {', '.join(run.config.models)}, {run.status})"
+    return f"{run.id} ({', '.join(v.key for v in run.config.variants)})"
 
 
 def _text(name: str, label: str, value: str) -> Markup:
@@ -88,9 +96,9 @@ def _table(r: RunComparison) -> Markup:
     ci = "–" if c.ci_low is None else f"[{c.ci_low:+.3f}, {c.ci_high or 0:+.3f}]"
     rows = [
         ("Metric", r.metric),
-        ("A", f"{r.run_a} · {r.variant_a}"),
-        ("B", f"{r.run_b} · {r.variant_b}"),
-        ("Paired samples", f"{c.n} ({c.n_dropped} without a score on both sides)"),
+        ("A", f"{r.run_a} · {r.label_a or r.variant_a}"),
+        ("B", f"{r.run_b} · {r.label_b or r.variant_b}"),
+        (f"Paired {r.scope}", f"{c.n} ({c.n_dropped} without a score on both sides)"),
         ("Mean A → B", f"{fmt.score(c.mean_a)} → {fmt.score(c.mean_b)}"),
         ("Difference B − A", f"{fmt.signed(c.diff)} {ci}"),
         ("p-value", fmt.p_value(c.p_value)),
@@ -103,5 +111,7 @@ def _table(r: RunComparison) -> Markup:
 
 _INTRO = (
     "Pick two runs on the same dataset, e.g. before and after a prompt change. The difference "
-    "is paired by sample, with a bootstrap interval and a sign-flip permutation test."
+    "is paired by sample, with a confidence interval and a sign-flip permutation test. An "
+    "optimize run is compared through its final prompt (variant “final”, or “baseline” for its "
+    "starting prompt) on its held-out test split."
 )

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from assay.report import fmt
 from assay.report.data import RunView
 from assay.report.html import Markup, el, join, void
+from assay.report.optimize_data import optimize_result
 from assay.report.page import render_page, report_script
 from assay.report.sections import run_section
 from assay.store.runstore import RunRecord
@@ -106,13 +107,23 @@ def _run_row(run: RunRecord, archived: bool) -> Markup:
 
 
 def best_score(run: RunRecord) -> str:
-    """The best variant's mean from the summary the run saved when it ended ("" if none)."""
+    """The best variant's mean from the summary the run saved when it ended ("" if none); for
+    an optimize run, its final prompt's mean on the held-out test split."""
+    if run.kind == "optimize":
+        return _optimize_score(run)
     best: tuple[float, str] | None = None
     for v in (run.summary or {}).get("variants", []) if isinstance(run.summary, dict) else []:
         mean = (v.get("score") or {}).get("mean") if isinstance(v, dict) else None
         if isinstance(mean, int | float) and (best is None or mean > best[0]):
             best = (float(mean), str(v.get("variant", "")))
     return "" if best is None else f"{best[0]:.3f} {best[1]}"
+
+
+def _optimize_score(run: RunRecord) -> str:
+    result = optimize_result(run)
+    if result is None or result.final.test.mean is None:
+        return ""
+    return f"{result.final.test.mean:.3f} final prompt (test)"
 
 
 def _data_cell(path: str) -> Markup:

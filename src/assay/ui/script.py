@@ -9,13 +9,30 @@ DASHBOARD_JS = r"""
   "use strict";
   var tokenMeta = document.querySelector('meta[name="assay-token"]');
 
+  function num(x) { return Number(x).toLocaleString("en-US"); }
+
+  function usd(x) { return "$" + Number(x).toFixed(4); }
+
+  /* An optimize run: its phase, then calls (and dollars) spent against its hard budget. */
+  function optimizeLabel(p) {
+    var parts = [p.phase];
+    parts.push(num(p.calls) + (p.max_calls ? " / " + num(p.max_calls) : "") + " calls");
+    if (p.cost_usd !== null && p.cost_usd !== undefined) {
+      parts.push(usd(p.cost_usd) + (p.max_cost_usd !== null ? " / " + usd(p.max_cost_usd) : ""));
+    }
+    if (p.phase !== p.status) parts.push(p.status);
+    return parts.join(" · ");
+  }
+
   function showProgress(box, p) {
-    var pct = p.planned ? Math.min(100, Math.round((100 * p.done) / p.planned)) : 0;
+    var share = p.phase ? p.fraction || 0 : p.planned ? p.done / p.planned : 0;
+    var pct = Math.min(100, Math.round(100 * share));
     var bar = box.querySelector(".progress > span");
     if (bar) bar.style.width = pct + "%";
     var label = box.querySelector(".progress-label");
     var planned = p.planned === null ? "?" : p.planned;
-    if (label) label.textContent = p.done + " / " + planned + " results · " + p.status;
+    var text = p.phase ? optimizeLabel(p) : p.done + " / " + planned + " results · " + p.status;
+    if (label) label.textContent = text;
     var list = box.querySelector(".progress-variants");
     if (!list) return;
     list.replaceChildren();
