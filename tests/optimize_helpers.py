@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assay.data import demo_path, load_dataset
-from assay.testing import Action, ChatRequest, reply
+from assay.testing import Action, ChatRequest, ScriptedServer, reply
 
 MAGIC = "Answer with exactly one word"
 POISON = "long story"  # a prompt containing this makes the task model almost always wrong
@@ -72,3 +72,28 @@ def small_dataset(path: Path, n: int = 60) -> Path:
     rows = [json.loads(line) for line in demo_path("sentiment.jsonl").read_text().splitlines()]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:n]))
     return path
+
+
+def optimize_args(srv: ScriptedServer, data: Path, *extra: str) -> list[str]:
+    """``assay optimize`` on the scripted zoo: the task and reasoner behind ``srv``, iterative."""
+    return [
+        "optimize",
+        str(data),
+        str(demo_path("sentiment_prompt.md")),
+        "-m",
+        "compat/task",
+        "--base-url",
+        srv.base_url,
+        "--reasoning-model",
+        "compat/reasoner",
+        "--reasoning-base-url",
+        srv.base_url,
+        "--metric",
+        "label",
+        "--batch-size",
+        "8",
+        "--strategy",
+        "iterative",
+        "--json",
+        *extra,
+    ]

@@ -14,7 +14,7 @@ from assay.optimizer.records import IterationRecord, OptimizeResult
 from assay.records import Spent
 from assay.store.runstore import ResultRecord, RunStore
 from assay.testing import ScriptedServer
-from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
+from tests.optimize_helpers import MAGIC, OptimizeZoo, optimize_args, proposal, small_dataset
 from tests.run_helpers import assay
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
@@ -35,35 +35,9 @@ class OptRuns:
     flat: OptimizeResult  # the same data and split, every rewrite rejected
 
 
-def optimize_args(srv: ScriptedServer, data: Path, store: Path, *extra: str) -> list[str]:
-    return [
-        "optimize",
-        str(data),
-        PROMPT,
-        "-m",
-        "compat/task",
-        "--base-url",
-        srv.base_url,
-        "--reasoning-model",
-        "compat/reasoner",
-        "--reasoning-base-url",
-        srv.base_url,
-        "--metric",
-        "label",
-        "--batch-size",
-        "8",
-        "--strategy",
-        "iterative",
-        "--store",
-        str(store),
-        "--json",
-        *extra,
-    ]
-
-
 def _optimize(plan: list[str], data: Path, store: Path, *extra: str) -> OptimizeResult:
     with ScriptedServer(OptimizeZoo(plan)) as srv:
-        proc = assay(*optimize_args(srv, data, store, *extra))
+        proc = assay(*optimize_args(srv, data, "--store", str(store), *extra))
     assert proc.returncode == 0, proc.stderr
     return OptimizeResult.model_validate(json.loads(proc.stdout))
 

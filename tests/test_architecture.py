@@ -22,6 +22,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "engine": ("evaluation", "analysis", "benchmark", "optimizer", "jobs", "cli", "report", "ui"),
     "scoring": ("evaluation", "analysis", "benchmark", "optimizer", "jobs", "cli", "report", "ui"),
     "evaluation": ("analysis", "benchmark", "optimizer", "jobs", "cli", "report", "ui", "api"),
+    # pipeline mode sits at the evaluation level: the executor runs one work item
+    "pipeline": ("analysis", "benchmark", "optimizer", "jobs", "cli", "report", "ui", "api"),
     "analysis": ("benchmark", "optimizer", "jobs", "cli", "report", "ui", "api", "engine"),
     "benchmark": ("optimizer", "jobs", "cli", "report", "ui", "api"),
     "optimizer": ("benchmark", "jobs", "cli", "report", "ui", "api"),

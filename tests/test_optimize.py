@@ -18,35 +18,11 @@ from assay.optimizer.config import SplitConfig
 from assay.optimizer.split import split_samples
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer
-from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
+from tests.optimize_helpers import MAGIC, OptimizeZoo, optimize_args, proposal, small_dataset
 from tests.run_helpers import assay, assay_process
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
 GOOD = f"Classify the sentiment of the movie review. {MAGIC}: positive or negative."
-
-
-def optimize_args(srv: ScriptedServer, data: Path, *extra: str) -> list[str]:
-    return [
-        "optimize",
-        str(data),
-        PROMPT,
-        "-m",
-        "compat/task",
-        "--base-url",
-        srv.base_url,
-        "--reasoning-model",
-        "compat/reasoner",
-        "--reasoning-base-url",
-        srv.base_url,
-        "--metric",
-        "label",
-        "--batch-size",
-        "8",
-        "--strategy",
-        "iterative",
-        "--json",
-        *extra,
-    ]
 
 
 def run_optimize(srv: ScriptedServer, data: Path, *extra: str) -> dict:  # type: ignore[type-arg]

@@ -20,11 +20,15 @@ _EXPORTS = {
     "ResumeChanges": "assay.jobs.lifecycle",
     "JobInterrupted": "assay.jobs.lifecycle",
     "resolve_model": "assay.providers.specs",
+    "BatchSettings": "assay.engine.batch",
+    "EngineConfig": "assay.engine.engine",
 }
 
 if TYPE_CHECKING:
     from assay.api import optimize, run
     from assay.benchmark.config import RunConfig
+    from assay.engine.batch import BatchSettings
+    from assay.engine.engine import EngineConfig
     from assay.evaluation.config import ScoringConfig
     from assay.jobs.lifecycle import JobInterrupted, ResumeChanges
     from assay.optimizer.config import OptimizeConfig
@@ -38,6 +42,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BatchSettings",
+    "EngineConfig",
     "JobInterrupted",
     "OptimizeConfig",
     "ResumeChanges",

@@ -50,11 +50,16 @@ class ProviderError(AssayError):
 
     retryable = False
     kind = "provider_error"
+    # The server asked to slow down (429, 503, 529): adaptive concurrency backs off.
+    overloaded = False
+    # The endpoint could not be reached: the call may go to another of the model's endpoints.
+    connection_failed = False
 
 
 class RateLimitError(ProviderError):
     retryable = True
     kind = "rate_limit"
+    overloaded = True
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, "lower --concurrency or wait; Assay already honours Retry-After")
@@ -67,9 +72,18 @@ class ProviderUnavailableError(ProviderError):
     retryable = True
     kind = "unavailable"
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        overloaded: bool = False,
+        connection_failed: bool = False,
+    ) -> None:
         super().__init__(message, "the provider is failing; check its status or --base-url")
         self.retry_after = retry_after
+        self.overloaded = overloaded
+        self.connection_failed = connection_failed
 
 
 class RequestTimeoutError(ProviderError):

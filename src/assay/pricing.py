@@ -28,7 +28,7 @@ LOCAL_PRICE = Price(input_per_mtok=0.0, output_per_mtok=0.0, source="local model
 
 _BUNDLED_NAME = "prices.json"
 _REQUIRED = ("input_per_mtok", "output_per_mtok")
-_OPTIONAL = ("source", "as_of")
+_OPTIONAL = ("source", "as_of", "batch_discount")
 # Snapshot suffixes: OpenAI "-2024-07-18", Anthropic "-20250219".
 _DATED_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 _ALIAS_SUFFIX = "-latest"
@@ -39,16 +39,24 @@ _ENTRY_HINT = "each entry needs input_per_mtok and output_per_mtok in USD per mi
 class PriceTable:
     """An immutable mapping of model spec (``provider/model``) to Price."""
 
-    def __init__(self, prices: Mapping[str, Price] | None = None, note: str = "") -> None:
+    def __init__(
+        self,
+        prices: Mapping[str, Price] | None = None,
+        note: str = "",
+        batch_discounts: Mapping[str, float] | None = None,
+    ) -> None:
+        """``batch_discounts``: per provider, the share of the price its batch API takes off,
+        for every price of its models that states none of its own."""
         self._prices: dict[str, Price] = dict(prices or {})
         self._by_lower: dict[str, str] = {spec.lower(): spec for spec in self._prices}
         self.note = note
+        self.batch_discounts: dict[str, float] = dict(batch_discounts or {})
 
     @classmethod
     def bundled(cls) -> PriceTable:
         """The table shipped with Assay (list prices with source and date)."""
-        prices, note = _bundled()
-        return cls(prices, note)
+        prices, note, discounts = _bundled()
+        return cls(prices, note, discounts)
 
     @classmethod
     def load(cls, path: str | Path) -> PriceTable:
@@ -57,24 +65,29 @@ class PriceTable:
         data = _read_mapping(path)
         entries, note = _split_document(data, path)
         prices = {key: parse_price(entry, origin=str(path), key=key) for key, entry in entries}
-        return cls(prices, note)
+        return cls(prices, note, _batch_discounts(data.get("batch_discounts"), str(path)))
 
     def merged(self, other: PriceTable) -> PriceTable:
         """A new table with ``other``'s entries added; on the same model, ``other`` wins."""
         own = {s: p for s, p in self._prices.items() if s.lower() not in other._by_lower}
-        return PriceTable({**own, **other._prices}, self.note or other.note)
+        discounts = {**self.batch_discounts, **other.batch_discounts}
+        return PriceTable({**own, **other._prices}, self.note or other.note, discounts)
 
     def lookup(self, model: ModelConfig) -> Price | None:
-        """Per-model override > local ($0) > exact spec > spec without a dated suffix > None."""
-        if model.price is not None:
-            return model.price
-        if model.is_local:
+        """Per-model override > local ($0) > exact spec > spec without a dated suffix > None;
+        with the provider's batch discount where the price states none."""
+        if model.is_local and model.price is None:
             return LOCAL_PRICE
-        spec = f"{model.provider}/{model.model}"
-        found = self.get(spec)
+        found = model.price or self.get(f"{model.provider}/{model.model}")
         if found is None and model.provider == "openrouter":
             return _openrouter_free(model.model)
-        return found
+        return self._with_batch_discount(model.provider, found)
+
+    def _with_batch_discount(self, provider: str, price: Price | None) -> Price | None:
+        discount = self.batch_discounts.get(provider)
+        if price is None or price.batch_discount is not None or discount is None:
+            return price
+        return price.model_copy(update={"batch_discount": discount})
 
     def get(self, spec: str) -> Price | None:
         """The table's price for a spec, matched without case, then without a dated suffix."""
@@ -85,8 +98,9 @@ class PriceTable:
         return None
 
     def entries(self) -> Iterator[tuple[str, Price]]:
-        """``(spec, price)`` pairs sorted by spec, for display."""
-        return iter(sorted(self._prices.items(), key=lambda item: item[0].lower()))
+        """``(spec, price)`` pairs sorted by spec, for display (batch discounts applied)."""
+        for spec, price in sorted(self._prices.items(), key=lambda item: item[0].lower()):
+            yield spec, self._with_batch_discount(spec.partition("/")[0], price) or price
 
     def __contains__(self, spec: object) -> bool:
         return isinstance(spec, str) and spec.lower() in self._by_lower
@@ -140,7 +154,35 @@ def parse_price(entry: object, *, origin: str, key: str) -> Price:
         output_per_mtok=values[1],
         source=_text(entry.get("source"), "source", where) or origin,
         as_of=_text(entry.get("as_of"), "as_of", where),
+        batch_discount=_discount(entry, where),
     )
+
+
+def batch_price(price: Price | None) -> Price | None:
+    """What a call through the provider's batch API costs: the price less its batch discount
+    (the standard price where no discount is known)."""
+    if price is None or not price.batch_discount:
+        return price
+    keep = 1.0 - price.batch_discount
+    return price.model_copy(
+        update={
+            "input_per_mtok": price.input_per_mtok * keep,
+            "output_per_mtok": price.output_per_mtok * keep,
+            "batch_discount": None,  # applied: never twice
+        }
+    )
+
+
+def _discount(entry: Mapping[str, Any], where: str) -> float | None:
+    if entry.get("batch_discount") is None:
+        return None
+    value = _rate(entry, "batch_discount", where)
+    if value > 1:
+        raise UserInputError(
+            f"{where}: batch_discount must be a share of the price, got {value!r}",
+            "e.g. batch_discount: 0.5 for half price",
+        )
+    return value
 
 
 def _candidates(spec: str) -> list[str]:
@@ -225,7 +267,8 @@ def _load_yaml(text: str) -> Any:
 def _split_document(data: dict[str, Any], path: Path) -> tuple[list[tuple[str, Any]], str]:
     """Entries and note from ``{"note", "prices": {...}}`` or a top-level mapping."""
     note = _text(data.get("note"), "note", str(path))
-    body = data["prices"] if "prices" in data else {k: v for k, v in data.items() if k != "note"}
+    meta = ("note", "batch_discounts")
+    body = data["prices"] if "prices" in data else {k: v for k, v in data.items() if k not in meta}
     if not isinstance(body, dict):
         raise UserInputError(f"{path}: 'prices' must be a mapping of model spec to price")
     for key in body:
@@ -243,9 +286,32 @@ def _check_spec(key: str, path: Path) -> None:
 
 
 @functools.cache
-def _bundled() -> tuple[dict[str, Price], str]:
+def _bundled() -> tuple[dict[str, Price], str, dict[str, float]]:
     text = resources.files("assay").joinpath(_BUNDLED_NAME).read_text(encoding="utf-8")
     data = json.loads(text)
     origin = f"bundled {_BUNDLED_NAME}"
     prices = {key: parse_price(e, origin=origin, key=key) for key, e in data["prices"].items()}
-    return prices, str(data.get("note", ""))
+    discounts = _batch_discounts(data.get("batch_discounts"), origin)
+    return prices, str(data.get("note", "")), discounts
+
+
+def _batch_discounts(raw: object, origin: str) -> dict[str, float]:
+    """``batch_discounts: {provider: 0.5}`` (or ``{provider: {discount: 0.5, source: ...}}``)."""
+    if raw is None:
+        return {}
+    hint = "write batch_discounts: {openai: 0.5} (the share of the price taken off)"
+    if not isinstance(raw, Mapping):
+        raise UserInputError(f"{origin}: batch_discounts must be a mapping", hint)
+    out = {}
+    for provider, value in raw.items():
+        if provider not in PROVIDERS:
+            raise UserInputError(f"{origin}: batch_discounts: unknown provider {provider!r}", hint)
+        entry = value if isinstance(value, Mapping) else {"batch_discount": value}
+        amount = _discount(
+            {"batch_discount": entry.get("discount", entry.get("batch_discount"))},
+            f"{origin}: batch_discounts.{provider}",
+        )
+        if amount is None:
+            raise UserInputError(f"{origin}: batch_discounts.{provider} has no discount", hint)
+        out[str(provider)] = amount
+    return out

@@ -89,7 +89,7 @@ def _results_table(report: RunReport) -> list[str]:
 
 
 def _gate_lines(gate: GateResult) -> list[str]:
-    verdict = "passed" if gate.passed else "**failed**"
+    verdict = "passed" if gate.passed else "failed"
     lines = [f"**Gate {verdict}**", ""]
     if gate.baseline:
         lines += [f"Compared with baseline run {_md(gate.baseline)}.", ""]

@@ -11,6 +11,7 @@ from assay.analysis.baseline import MajorityBaseline
 from assay.analysis.compare import PairRow
 from assay.analysis.decisions import Decisions
 from assay.analysis.summary import VariantSummary, judge_unscored_total
+from assay.records import EndpointUse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +43,8 @@ class RunReport(BaseModel):
     judge_cost_usd: float | None
     total_cost_usd: float | None
     spent_usd: float | None
+    # Calls, errors and cool-downs per endpoint (base URL), over the run's sessions.
+    endpoints: list[EndpointUse] = Field(default_factory=list)
 
     model_config = {"populate_by_name": True}
 

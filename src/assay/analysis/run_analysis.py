@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
 
 from assay.analysis.baseline import ReferenceTally, baseline_note, with_note
 from assay.analysis.compare import DecisionSetup, PrimaryValues, decide
@@ -15,6 +18,7 @@ from assay.analysis.summary import (
     VariantTally,
     self_hosting_cost_per_1k,
 )
+from assay.records import EndpointUse
 from assay.store.run_record import StoredRun, StoredVariant
 from assay.store.runstore import RunStore
 
@@ -54,8 +58,17 @@ def analyse(
         judge_cost_usd=_total([s.judge_cost_usd for s in summaries]),
         total_cost_usd=_total([s.total_cost_usd for s in summaries]),
         spent_usd=_total([s.spent_usd for s in summaries]),
+        endpoints=stored_endpoint_use(run.summary),
     )
     return report.from_store(store.path.parent)
+
+
+def stored_endpoint_use(summary: dict[str, Any] | None) -> list[EndpointUse]:
+    """The per-endpoint counts kept with a run's summary (none for runs made before them)."""
+    try:
+        return [EndpointUse.model_validate(e) for e in (summary or {}).get("endpoints", [])]
+    except (ValidationError, TypeError):
+        return []
 
 
 def tally(
@@ -91,6 +104,8 @@ def _summaries(stored: StoredRun, tallies: dict[str, VariantTally]) -> list[Vari
     out = []
     for v in stored.variants:
         summary = tallies[v.key].summary(v.key, v.model, stored.primary_metric, stored.seed)
+        if v.batch:
+            summary.batch_discount = v.batch_discount
         if stored.gpu_cost_per_hour is not None and v.model.startswith("local/"):
             summary.self_hosting_cost_per_1k_usd = self_hosting_cost_per_1k(
                 summary, stored.gpu_cost_per_hour, stored.local_parallel

@@ -39,6 +39,8 @@ class VariantSummary(BaseModel):
     latency_measured: int = 0  # completions whose latency the figures above are made of
     judge_unscored: dict[str, int] = Field(default_factory=dict)  # cause -> count, most first
     self_hosting_cost_per_1k_usd: float | None = None
+    batch_requests: int = 0  # answered through a batch API (at its price; no latency measured)
+    batch_discount: float | None = None  # the share of the price that batch API takes off
     confusion: dict[str, dict[str, int]] | None = None  # label metric: expected -> predicted
 
 
@@ -81,6 +83,7 @@ class VariantTally:
         self.n_errors = 0
         self.n_completions = 0
         self.cached_requests = 0
+        self.batch_requests = 0
         self.metrics: dict[str, MetricTally] = {}
         # None once a cost is unknown: a partial sum would understate it
         self.task_costs: array[float] | None = array("d")
@@ -129,6 +132,9 @@ class VariantTally:
         if c.cached:  # free now, and its latency was measured by the run that made the call
             return
         self.spent_costs = _append_cost(self.spent_costs, c.cost_usd)
+        if c.batch:  # its latency is the batch's turnaround, not the model's
+            self.batch_requests += 1
+            return
         self.latencies_ms.append(c.latency_s * 1000)
         if c.output_tokens is not None and c.latency_s > 0:
             self.timed_latencies_s.append(c.latency_s)
@@ -153,6 +159,7 @@ class VariantTally:
             judge_cost_usd=judge,
             total_cost_usd=None if task is None or judge is None else task + judge,
             cached_requests=self.cached_requests,
+            batch_requests=self.batch_requests,
             latency_measured=len(self.latencies_ms),
             judge_unscored=dict(sorted(self.judge_unscored.items(), key=_most_first)),
             confusion=confusion_matrix_of_counts(self.confusion) if self.confusion else None,

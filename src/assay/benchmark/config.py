@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assay.analysis.decisions import DecisionConfig
 from assay.data.datasets import FieldMapping
+from assay.engine.batch import BatchSettings
 from assay.engine.engine import EngineConfig
 from assay.evaluation.config import ScoringConfig
 from assay.pricing import PriceTable, pin_price
@@ -37,6 +38,12 @@ class RunConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     gpu_cost_per_hour: float | None = Field(default=None, ge=0)
     decision: DecisionConfig = DecisionConfig()
+    # ``--pipeline FILE.py:FUNCTION`` (or ``module:function``): each sample runs the user's code,
+    # whose model calls go through the run's engine (docs/pipelines.md). The file's sha256 is
+    # recorded when the run starts: a resume refuses a pipeline that changed since.
+    pipeline: str | None = None
+    pipeline_sha256: str | None = None
+    batch: BatchSettings = BatchSettings()  # how models with ``batch=True`` are batched
 
     @field_validator("models")
     @classmethod
@@ -49,6 +56,11 @@ class RunConfig(BaseModel):
         if not models:
             raise ValueError("no model given")
         return models
+
+    def with_batch(self) -> RunConfig:
+        """Every model of the run in batch mode (``--batch``)."""
+        models = [m.model_copy(update={"batch": True}) for m in self.models]
+        return self.model_copy(update={"models": models})
 
     def prompt_files(self) -> list[str]:
         return [p for p in self.prompts if isinstance(p, str)]

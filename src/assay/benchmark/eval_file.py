@@ -22,8 +22,10 @@ from assay.analysis.gate import GateConfig
 from assay.benchmark.config import InlinePrompt, RunConfig
 from assay.data.datasets import FieldMapping
 from assay.engine.engine import Budget, EngineConfig
+from assay.engine.limiter import concurrency_fields
 from assay.errors import UserInputError
 from assay.evaluation.config import ScoringConfig
+from assay.pipeline.loader import is_file_spec, split_spec
 from assay.providers.config_file import ModelEntry, model_from_entry
 from assay.providers.specs import resolve_model
 from assay.records import GenerationParams, ModelConfig
@@ -116,9 +118,7 @@ class Sweeps(BaseModel):
 class EvalFile(BaseModel):
     """``assay.yaml``: the whole eval. Flags given to ``assay run`` override its keys."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", title="Assay eval file (assay.yaml)"
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Assay eval file (assay.yaml)")
 
     data: str | DataSection = Field(description="The dataset: a path, or {path, input_field, …}.")
     prompts: list[str | PromptText] = Field(
@@ -126,6 +126,11 @@ class EvalFile(BaseModel):
     )
     models: list[ModelEntry] = Field(
         default_factory=list, description="As in a models config: spec, label, base_url, …"
+    )
+    pipeline: str | None = Field(
+        default=None,
+        description="Run your code for each sample: FILE.py:FUNCTION (from this file's folder) "
+        "or module:function, called as f(prompt, sample, client). Importing it runs its code.",
     )
     metrics: list[str] = Field(default_factory=list, description="Reference metrics.")
     judge: JudgeSection | None = None
@@ -137,9 +142,18 @@ class EvalFile(BaseModel):
     repeats: int = Field(default=1, ge=1, le=1000, description="Responses per sample and model.")
     limit: int | None = Field(default=None, ge=1, description="Use the first N rows only.")
     seed: int = Field(default=0, ge=0, description="Seed for sampling and statistics.")
-    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight.")
+    concurrency: int | str | None = Field(
+        default=None, description="Requests in flight: a number, or auto (auto:N caps it at N)."
+    )
     sweeps: Sweeps | None = None
     gate: GateConfig = GateConfig()
+
+    @field_validator("concurrency")
+    @classmethod
+    def _a_concurrency(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            concurrency_fields(value)  # a ValueError names what is wrong
+        return value
 
     def data_section(self) -> DataSection:
         return DataSection(path=self.data) if isinstance(self.data, str) else self.data
@@ -169,7 +183,9 @@ def run_config(
         prompts=[_prompt(p, i, base) for i, p in enumerate(spec.prompts, start=1)],
         models=swept(chosen, spec.sweeps, params),
         mapping=FieldMapping(input_field=data.input_field, output_field=data.output_field),
-        scoring=ScoringConfig(metrics=[_metric(m, base) for m in spec.metrics], judge=_judge(spec.judge, base)),
+        scoring=ScoringConfig(
+            metrics=[_metric(m, base) for m in spec.metrics], judge=_judge(spec.judge, base)
+        ),
         params=params,
         repeats=spec.repeats,
         engine=_engine(spec, engine),
@@ -177,6 +193,7 @@ def run_config(
         limit=spec.limit,
         gpu_cost_per_hour=gpu_cost_per_hour,
         decision=DecisionConfig(margin=spec.margin, baseline=spec.baseline, adaptive=spec.adaptive),
+        pipeline=_pipeline(spec.pipeline, base),
     )
 
 
@@ -193,6 +210,14 @@ def _prompt(source: str | PromptText, index: int, base: Path) -> str | InlinePro
     if isinstance(source, str):
         return str(base / source)
     return InlinePrompt(name=source.name or f"prompt{index}", text=source.text)
+
+
+def _pipeline(spec: str | None, base: Path) -> str | None:
+    """A pipeline file is read from the eval file's folder too."""
+    if spec is None:
+        return None
+    where, name = split_spec(spec)
+    return f"{base / where}:{name}" if is_file_spec(where) else spec
 
 
 def _metric(spec: str, base: Path) -> str:
@@ -224,9 +249,8 @@ def _judge(judge: JudgeSection | None, base: Path) -> JudgeConfig | None:
 
 def _engine(spec: EvalFile, engine: EngineConfig) -> EngineConfig:
     budget = Budget(max_cost_usd=spec.budget.max_cost, max_calls=spec.budget.max_calls)
-    return engine.model_copy(
-        update={"concurrency": spec.concurrency or engine.concurrency, "budget": budget}
-    )
+    given = concurrency_fields(spec.concurrency) if spec.concurrency is not None else {}
+    return engine.model_copy(update={**given, "budget": budget})
 
 
 SHORT_NAMES = {"temperature": "t", "max_tokens": "max", "top_p": "top_p"}

@@ -12,11 +12,13 @@ import os
 import re
 from pathlib import Path
 
-from assay.data.datasets import Dataset
+import yaml
+
+from assay.data.datasets import Dataset, FieldMapping
 
 MAX_LABELS = 20
 MAX_LABEL_CHARS = 40
-_PLAIN = re.compile(r"[\w./@+-]+")  # YAML reads these as plain strings; others are quoted
+_PLAIN = re.compile(r"[\w./][\w./@+-]*")  # candidates for a plain YAML scalar
 
 
 def label_set(dataset: Dataset) -> list[str] | None:
@@ -37,9 +39,11 @@ def label_set(dataset: Dataset) -> list[str] | None:
 
 
 def scalar(value: str) -> str:
-    """``value`` as a YAML scalar: plain where that reads back the same, else quoted."""
-    plain = _PLAIN.fullmatch(value) and value.lower() not in {"true", "false", "null", "yes", "no"}
-    return value if plain and not value[0].isdigit() else json.dumps(value, ensure_ascii=False)
+    """``value`` as a YAML scalar: plain where YAML reads it back as the same string (not a
+    number, a boolean or null), else quoted."""
+    if _PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def relative(path: Path, folder: Path) -> str:
@@ -50,7 +54,8 @@ def relative(path: Path, folder: Path) -> str:
         return str(path.resolve())
 
 
-def init_text(data: Path, prompt: Path, out: Path, dataset: Dataset) -> str:
+def init_text(data: Path, prompt: Path, out: Path, dataset: Dataset, mapping: FieldMapping) -> str:
+    """The commented eval file, its paths relative to ``out``'s folder."""
     folder = out.parent
     labels = label_set(dataset)
     lines = [
@@ -59,7 +64,7 @@ def init_text(data: Path, prompt: Path, out: Path, dataset: Dataset) -> str:
         "# Schema for editors: schemas/assay.schema.json in the Assay repository.",
         "",
         f"# {_data_note(dataset)}",
-        f"data: {scalar(relative(data, folder))}",
+        _data_line(relative(data, folder), mapping),
         "# data: {path: FILE, input_field: review.text, output_field: label}",
         "",
         "prompts:  # several are compared on the same models",
@@ -77,7 +82,7 @@ def init_text(data: Path, prompt: Path, out: Path, dataset: Dataset) -> str:
         "repeats: 1",
         "seed: 0",
         "# limit: 100             # the first N rows only",
-        "# concurrency: 16",
+        "# concurrency: 16  # or auto: find what each endpoint takes (auto:N caps it)",
         "# budget: {max_cost: 2.0, max_calls: 5000}",
         "# margin: 0.05           # the loss you accept: verdicts against the baseline",
         "# baseline: smollm2      # compare every variant with this label (default: the best)",
@@ -88,9 +93,19 @@ def init_text(data: Path, prompt: Path, out: Path, dataset: Dataset) -> str:
     return "\n".join(lines)
 
 
+def _data_line(path: str, mapping: FieldMapping) -> str:
+    """``data: FILE``, or with the fields the flags named (the run must read them the same)."""
+    fields = {"input_field": mapping.input_field, "output_field": mapping.output_field}
+    named = [f"{k}: {scalar(v)}" for k, v in fields.items() if v]
+    if not named:
+        return f"data: {scalar(path)}"
+    return f"data: {{{', '.join([f'path: {scalar(path)}', *named])}}}"
+
+
 def _data_note(dataset: Dataset) -> str:
     fields = f"fields {_listed(dataset.fields)}; " if dataset.fields else ""
-    return f"{dataset.n_rows} rows ({dataset.format}); {fields}{dataset.n_with_reference} with a reference"
+    refs = dataset.n_with_reference
+    return f"{dataset.n_rows} rows ({dataset.format}); {fields}{refs} with a reference"
 
 
 def _scoring(labels: list[str] | None) -> list[str]:

@@ -170,9 +170,7 @@ def _key_path(data: Any, loc: tuple[Key, ...]) -> list[Key]:
     a union's members)."""
     keys: list[Key] = []
     for part in loc:
-        if isinstance(data, Mapping) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        if _holds(data, part):
             data = data[part]
         elif isinstance(data, Mapping) and isinstance(part, str) and part not in _UNION_TAGS:
             keys.append(part)  # a key the data lacks: missing, where it would go
@@ -181,6 +179,12 @@ def _key_path(data: Any, loc: tuple[Key, ...]) -> list[Key]:
             continue
         keys.append(part)
     return keys
+
+
+def _holds(data: Any, part: Key) -> bool:
+    if isinstance(data, Mapping):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
 _UNION_TAGS = {"str", "int", "float", "bool", "list[str]", "DataSection", "PromptText"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from assay.analysis.compare import DecisionSetup
@@ -11,9 +13,13 @@ from assay.benchmark.config import RunConfig
 from assay.data.datasets import Dataset
 from assay.data.prompts import PromptTemplate
 from assay.evaluation.items import Variant, WorkItem
-from assay.pricing import PriceTable, cost_usd
+from assay.pipeline.loader import Pipeline
+from assay.pipeline.pilot import PILOT_ROWS, measure_pilot
+from assay.pricing import PriceTable, batch_price, cost_usd
 from assay.records import GenerationParams, ModelConfig, Request, Sample
+from assay.scoring.judge import TRACE_MAX_CHARS
 from assay.scoring.metrics import Metric
+from assay.store.runstore import ResultRecord
 
 CHARS_PER_TOKEN = 4  # a rough, stated rule for estimates only; real usage is measured
 
@@ -25,6 +31,8 @@ class Estimate:
     input_tokens: int
     max_output_tokens: int
     cost_usd: float | None  # upper bound; None when the price is unknown
+    batch: bool = False  # sent through a batch API, and priced at its batch price
+    batch_discount: float | None = None  # the share of the price that API takes off
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class RunPlan:
     variants: list[Variant]
     metrics: list[Metric]
     primary_metric: str  # the key the primary scores are stored under
+    pipeline: Pipeline | None = None  # --pipeline: the user's code runs each item
 
     @property
     def n_samples(self) -> int:
@@ -55,6 +64,14 @@ class RunPlan:
             for repeat in range(self.config.repeats):
                 for variant in self.variants:
                     yield WorkItem(variant, sample, repeat, self.request(variant, sample, repeat))
+
+    def pilot_items(self) -> list[WorkItem]:
+        """The first rows under every variant (first repeat): where a pipeline is measured."""
+        return [
+            WorkItem(variant, sample, 0, self.request(variant, sample, 0))
+            for sample in islice(self.iter_samples(), PILOT_ROWS)
+            for variant in self.variants
+        ]
 
     def decision_setup(self) -> DecisionSetup:
         """What the comparison decides, and the run facts its statistics need."""
@@ -101,13 +118,16 @@ def estimate_task(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
         max_out = plan.params_of(variant).max_tokens or 1024
         tokens_in = chars * plan.config.repeats // CHARS_PER_TOKEN
         price = prices.lookup(variant.model)
+        batch = variant.model.batch
         estimates.append(
             Estimate(
                 variant.key,
                 calls,
                 tokens_in,
                 calls * max_out,
-                cost_usd(price, tokens_in, calls * max_out),
+                cost_usd(batch_price(price) if batch else price, tokens_in, calls * max_out),
+                batch=batch,
+                batch_discount=price.batch_discount if batch and price else None,
             )
         )
     return estimates
@@ -127,6 +147,8 @@ def estimate_judge(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
     if judge is None:
         return []
     per_call_chars = len(judge.rubric) + 1500  # instructions, input, response, reference
+    if plan.pipeline is not None:
+        per_call_chars += TRACE_MAX_CHARS  # the judge also reads the pipeline's trace
     chars = sum(len(s.input_text()) + len(s.reference or "") for s in plan.iter_samples())
     calls = plan.n_items * judge.repeats
     tokens_in = (
@@ -139,3 +161,24 @@ def estimate_judge(plan: RunPlan, prices: PriceTable) -> list[Estimate]:
         )
         for m in judge.models
     ]
+
+
+def estimate_pipeline(
+    plan: RunPlan, prices: PriceTable, pilot: Sequence[ResultRecord]
+) -> list[Estimate]:
+    """Each variant's calls and input tokens, extrapolated from what the pipeline did on the
+    pilot rows (``pilot``: their results); output at most each call's ``max_tokens``. Without a
+    measured call, one call a row of the plain prompt's size is assumed."""
+    rows = plan.n_samples * plan.config.repeats
+    plain = estimate_task(plan, prices)
+    estimates = []
+    for variant, fallback in zip(plan.variants, plain, strict=True):
+        measure = measure_pilot(r for r in pilot if r.variant == variant.key)
+        calls = math.ceil(measure.calls_per_row * rows)
+        per_call = measure.input_tokens_per_call
+        tokens = fallback.input_tokens if per_call is None else math.ceil(per_call * calls)
+        max_out = calls * (plan.params_of(variant).max_tokens or 1024)
+        price = prices.lookup(variant.model)
+        label = f"{variant.key} ({measure.note()})"
+        estimates.append(Estimate(label, calls, tokens, max_out, cost_usd(price, tokens, max_out)))
+    return estimates

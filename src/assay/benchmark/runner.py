@@ -6,19 +6,24 @@ Jobs (``assay.jobs``) call these steps; nothing here knows about the CLI.
 from __future__ import annotations
 
 from assay.analysis.results import RunReport
-from assay.analysis.run_analysis import analyse
+from assay.analysis.run_analysis import analyse, stored_endpoint_use
 from assay.benchmark.adaptive import execute_adaptive
 from assay.benchmark.config import InlinePrompt, RunConfig
 from assay.benchmark.plan import RunPlan, build_variants
+from assay.benchmark.run_batch import check_batch
 from assay.data.datasets import load_dataset
 from assay.data.prompts import PromptTemplate, load_prompt
 from assay.engine.engine import Engine
 from assay.errors import UserInputError
+from assay.evaluation.batch_execute import execute_with_batches
 from assay.evaluation.config import primary_metric
 from assay.evaluation.execute import NoProgress, ProgressSink, RunContext, execute
 from assay.evaluation.scoring import build_scorer
 from assay.evaluation.session import Session
+from assay.pipeline.executor import PipelineRunner
+from assay.pipeline.loader import Pipeline, load_pipeline
 from assay.providers.specs import check_keys
+from assay.records import EndpointUse, ModelConfig, merge_endpoint_use
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.store.run_record import StoredRun, StoredVariant
 from assay.store.runstore import RunRecord, RunStore
@@ -36,6 +41,8 @@ def prepare(config: RunConfig) -> RunPlan:
     check_metrics_against_dataset(metrics, dataset.has_reference)
     judge_models = config.scoring.judge.models if config.scoring.judge else []
     check_keys([*config.models, *judge_models])
+    check_batch(config)
+    config, pipeline = _with_pipeline(config)
     variants = build_variants(config.models, prompts)
     check_baseline(config.decision.baseline, [v.key for v in variants])
     return RunPlan(
@@ -44,7 +51,23 @@ def prepare(config: RunConfig) -> RunPlan:
         variants=variants,
         metrics=metrics,
         primary_metric=primary_metric(config.scoring, metrics),
+        pipeline=pipeline,
     )
+
+
+def _with_pipeline(config: RunConfig) -> tuple[RunConfig, Pipeline | None]:
+    """The user's pipeline, imported now (its code runs before any call), with its spec made
+    absolute and its file's current hash in the config."""
+    if config.pipeline is None:
+        return config, None
+    if any(m.batch for m in config.models):
+        raise UserInputError(
+            "--pipeline cannot run in batch mode",
+            "a pipeline's calls wait on each other's replies: drop --batch",
+        )
+    pipeline = load_pipeline(config.pipeline)
+    update = {"pipeline": pipeline.spec, "pipeline_sha256": pipeline.sha256}
+    return config.model_copy(update=update), pipeline
 
 
 def _prompt(source: str | InlinePrompt) -> PromptTemplate:
@@ -76,7 +99,13 @@ def stored_run(plan: RunPlan, session: Session) -> StoredRun:
         models=[m.spec for m in config.models],
         judges=[m.spec for m in judge.models] if judge else [],
         variants=[
-            StoredVariant(key=v.key, model=v.model.spec, prompt_hash=v.prompt.hash)
+            StoredVariant(
+                key=v.key,
+                model=v.model.spec,
+                prompt_hash=v.prompt.hash,
+                batch=v.model.batch,
+                batch_discount=_batch_discount(v.model, session),
+            )
             for v in plan.variants
         ],
         gpu_cost_per_hour=config.gpu_cost_per_hour,
@@ -84,6 +113,11 @@ def stored_run(plan: RunPlan, session: Session) -> StoredRun:
         mapping=config.mapping.model_dump(mode="json"),
         job=config.model_dump(mode="json"),
     )
+
+
+def _batch_discount(model: ModelConfig, session: Session) -> float | None:
+    price = session.prices.lookup(model) if model.batch else None
+    return price.batch_discount if price is not None else None
 
 
 def start_run(plan: RunPlan, session: Session) -> str:
@@ -107,6 +141,44 @@ def check_resumable(plan: RunPlan, run: RunRecord) -> None:
             f"{plan.config.data} changed since run {run.id} started",
             "resume needs the same data; start a new run instead",
         )
+    started_with = stored_config(run).pipeline_sha256
+    if plan.pipeline is not None and started_with != plan.pipeline.sha256:
+        raise UserInputError(
+            f"The pipeline {plan.pipeline.spec} changed since run {run.id} started",
+            "resume needs the same pipeline code; start a new run instead",
+        )
+
+
+def _engine(plan: RunPlan, session: Session, run_id: str) -> Engine:
+    return Engine(
+        plan.config.engine,
+        prices=session.prices,
+        cache=session.cache,
+        spent_before=session.store.spent(run_id),  # the budget is for the whole run
+    )
+
+
+def _context(
+    plan: RunPlan, session: Session, run_id: str, engine: Engine, progress: ProgressSink
+) -> RunContext:
+    scorer = build_scorer(plan.config.scoring, plan.metrics, engine)
+    pipeline = None
+    if plan.pipeline is not None:
+        hidden = [plan.dataset.reference_field] if plan.dataset.reference_field else []
+        pipeline = PipelineRunner(plan.pipeline, engine, hidden)
+    return RunContext(run_id, session.store, engine, scorer, progress, pipeline=pipeline)
+
+
+async def execute_pilot(plan: RunPlan, session: Session, run_id: str) -> None:
+    """Run the pipeline on the first rows under every variant, saved as the run's own results:
+    the estimate is measured on them, and the run then skips them."""
+    engine = _engine(plan, session, run_id)
+    async with engine:
+        ctx = _context(plan, session, run_id, engine, NoProgress())
+        try:
+            await execute(iter(plan.pilot_items()), ctx, session.store.completed_keys(run_id))
+        finally:
+            session.store.save_spent(run_id, engine.ledger.snapshot())
 
 
 async def execute_run(
@@ -115,22 +187,19 @@ async def execute_run(
     """Execute what is not yet done, then analyse everything the store holds for the run."""
     store = session.store
     done = store.completed_keys(run_id)
-    engine = Engine(
-        plan.config.engine,
-        prices=session.prices,
-        cache=session.cache,
-        spent_before=store.spent(run_id),  # the budget is for the whole run
-    )
+    engine = _engine(plan, session, run_id)
     async with engine:
-        scorer = build_scorer(plan.config.scoring, plan.metrics, engine)
-        ctx = RunContext(run_id, store, engine, scorer, progress or NoProgress())
+        ctx = _context(plan, session, run_id, engine, progress or NoProgress())
         try:
             if plan.config.decision.adaptive:
                 outcome = await execute_adaptive(plan, ctx, done)
+            elif any(m.batch for m in plan.config.models):
+                outcome = await execute_with_batches(plan.items(), ctx, done, plan.config.batch)
             else:
                 outcome = await execute(plan.items(), ctx, done)
         finally:  # calls paid for items that were never saved count too
             store.save_spent(run_id, engine.ledger.snapshot())
+            save_endpoint_use(store, run_id, engine.endpoint_use())
     status = "complete" if outcome.stopped_reason is None else "stopped"
     if outcome.fatal is not None:
         status = "failed"
@@ -140,6 +209,15 @@ async def execute_run(
     report = analyse(store, run_id, status, reason)
     store.set_status(run_id, status, report.model_dump(mode="json", by_alias=True))
     return report
+
+
+def save_endpoint_use(store: RunStore, run_id: str, session: list[EndpointUse]) -> None:
+    """Add this session's per-endpoint counts to those the run's summary keeps; done as the
+    session ends, however it ends (an interrupted one too), while the run is still held."""
+    summary = store.get_run(run_id).summary or {}
+    merged = merge_endpoint_use(stored_endpoint_use(summary), session)
+    endpoints = [use.model_dump(mode="json") for use in merged]
+    store.set_status(run_id, "running", {**summary, "endpoints": endpoints})
 
 
 def _all_failed(store: RunStore, run_id: str) -> str | None:

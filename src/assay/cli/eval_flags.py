@@ -33,6 +33,7 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "adaptive": ("adaptive",),
     "fail_under": ("gate", "fail_under"),
     "fail_if_worse_than": ("gate", "fail_if_worse_than"),
+    "pipeline": ("pipeline",),
 }
 MODEL_FLAGS = ("model", "config")  # these replace the file's whole models list
 
@@ -49,11 +50,18 @@ def _baseline(value: str) -> str:
     return _absolute(Path(value)) if Path(value).expanduser().is_file() else value
 
 
+def _pipeline(value: str) -> str:
+    from assay.pipeline.loader import absolute_spec
+
+    return absolute_spec(value)
+
+
 CONVERT: dict[str, Callable[[Any], Any]] = {
     "judge": _names,
     "judge_dimensions": _names,
     "judge_criteria": _absolute,
     "fail_if_worse_than": _baseline,
+    "pipeline": _pipeline,
 }
 
 

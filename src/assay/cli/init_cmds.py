@@ -39,25 +39,11 @@ def init_command(
         raise UserInputError(f"{output} exists", "keep it, or write elsewhere with -o FILE")
     if not output.parent.is_dir():
         raise UserInputError(f"Cannot write {output}: folder {output.parent} does not exist")
-    dataset = load_dataset(data, FieldMapping(input_field=input_field, output_field=output_field))
+    mapping = FieldMapping(input_field=input_field, output_field=output_field)
+    dataset = load_dataset(data, mapping)
     load_prompt(prompt).check_slots(dataset)
-    text = init_text(data, prompt, output, dataset)
-    if input_field or output_field:
-        text = _with_fields(text, input_field, output_field)
-    write_atomic(output, text)
+    write_atomic(output, init_text(data, prompt, output, dataset, mapping))
     typer.echo(f"Wrote {output}. Run it with: assay run" + _eval_flag(output))
-
-
-def _with_fields(text: str, input_field: str | None, output_field: str | None) -> str:
-    """The fields the flags named, kept in the file (the run must map the data the same way)."""
-    from assay.benchmark.eval_init import scalar
-
-    first, _, rest = text.partition("\ndata: ")
-    path, _, after = rest.partition("\n")
-    keys = [f"path: {path}"]
-    keys += [f"input_field: {scalar(input_field)}"] if input_field else []
-    keys += [f"output_field: {scalar(output_field)}"] if output_field else []
-    return f"{first}\ndata: {{{', '.join(keys)}}}\n{after}"
 
 
 def _eval_flag(output: Path) -> str:

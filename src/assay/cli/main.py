@@ -58,6 +58,7 @@ def _register() -> None:
     from assay.cli import (
         data_cmds,
         export_cmds,
+        init_cmds,
         judge_cmds,
         optimize_cmds,
         report_cmds,
@@ -73,6 +74,7 @@ def _register() -> None:
         judge_cmds,
         report_cmds,
         export_cmds,
+        init_cmds,
     ):
         module.register(app)
 

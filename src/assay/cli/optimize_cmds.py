@@ -38,6 +38,11 @@ With no --reasoning-model the task model also writes the rewrites: a small local
 a weak reasoner, so expect many rejected proposals (each with its reason) and modest gains.
 A resume keeps the run's own config; only --max-cost, --max-calls and --concurrency may change.
 
+[bold]Pipeline mode[/bold]: --pipeline agent.py:answer optimizes a prompt used inside your
+own code; answer(prompt, sample, client) runs for each sample, its calls through client go to
+the -m model, and the judge and the diagnosis see its trace. Importing the file runs its
+code. See docs/pipelines.md.
+
 [bold]Several models[/bold]: -m A -m B --per-model optimizes a prompt for each model (one run
 each, the budget split evenly), then compares every model with its own best prompt on test.
 """
@@ -134,6 +139,7 @@ class OptimizeFlags:
     args: OptimizeArgs
     models: o.ModelOptions
     scoring: o.ScoringOptions
+    pipeline: o.PipelineOptions
     search: SearchOptions
     data: o.DataOptions
     generation: o.GenerationOptions
@@ -201,6 +207,7 @@ def _config(flags: OptimizeFlags) -> tuple[OptimizeConfig, list[ModelConfig]]:
         engine=flags.engine.config(max_calls=search.max_calls),
         source_model=args.source_model,
         seed=seed,
+        pipeline=flags.pipeline.pipeline,
     )
     return config, models
 
@@ -233,6 +240,10 @@ def _run(job: OptimizeJob, as_json: bool) -> None:
     from assay.cli import optimize_render as render
 
     if not as_json:
+        if job.prepared.pipeline is not None:
+            typer.echo(
+                "Pilot: running the pipeline on a few val rows to measure its calls", err=True
+            )
         render.preflight(job.prepared, job.estimate(), job.run_id)
         judge_fit(job.prepared)
     result = job.execute(render.ConsoleReporter(quiet=as_json))

@@ -18,6 +18,8 @@ import typer
 if TYPE_CHECKING:
     from assay.analysis.decisions import DecisionConfig
     from assay.analysis.gate import GateConfig
+    from assay.benchmark.config import RunConfig
+    from assay.engine.batch import BatchSettings
     from assay.engine.engine import EngineConfig
     from assay.evaluation.config import ScoringConfig
     from assay.jobs import ResumeChanges, Session
@@ -93,8 +95,11 @@ class ModelOptions:
     config: Path | None = typer.Option(
         None, "--config", help="Models config file (YAML, JSON or TOML)."
     )
-    base_url: str | None = typer.Option(
-        None, "--base-url", help="OpenAI-compatible URL for the -m models."
+    base_url: list[str] = typer.Option(
+        [],
+        "--base-url",
+        help="OpenAI-compatible URL for the -m models; repeat it for replicas of one model "
+        "(calls go to the least busy; one that fails to connect is taken out for a while).",
     )
 
     def resolve(self) -> list[ModelConfig]:
@@ -102,7 +107,7 @@ class ModelOptions:
         from assay.providers.config_file import load_models_config
         from assay.providers.specs import resolve_model
 
-        models = [resolve_model(s, base_url=self.base_url) for s in self.model]
+        models = [resolve_model(s, base_url=self.base_url or None) for s in self.model]
         if self.config is not None:
             models += load_models_config(self.config)
         if not models:
@@ -183,6 +188,19 @@ def judge_config(
 
 
 @dataclass
+class PipelineOptions:
+    """Pipeline mode: the prompt under test runs inside the user's own code."""
+
+    pipeline: str | None = typer.Option(
+        None,
+        "--pipeline",
+        help="Run your code for each sample: FILE.py:FUNCTION or module:function, called as "
+        "f(prompt, sample, client); its model calls through client go via Assay (the run's "
+        "model, cache, budget). Importing it runs its code. See docs/pipelines.md.",
+    )
+
+
+@dataclass
 class DataOptions:
     input_field: str | None = INPUT_FIELD
     output_field: str | None = OUTPUT_FIELD
@@ -209,16 +227,30 @@ class GenerationOptions:
         )
 
 
+def _concurrency(value: str | None) -> str | None:
+    """``--concurrency``: a number, ``auto`` or ``auto:N``, checked when the flag is read."""
+    if value is None:
+        return None
+    from assay.engine.limiter import concurrency_fields
+
+    try:
+        concurrency_fields(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value.strip().lower()
+
+
 @dataclass
 class EngineOptions:
     """How calls are made. ``--max-cost`` and ``--concurrency`` also apply to a resume."""
 
-    concurrency: int | None = typer.Option(
+    concurrency: str | None = typer.Option(
         None,
         "--concurrency",
-        min=1,
-        help=f"Requests in flight at once (default {DEFAULT_CONCURRENCY}; a resume keeps "
-        "the run's).",
+        callback=_concurrency,
+        help=f"Requests in flight at once (default {DEFAULT_CONCURRENCY}), or auto: start at 4 "
+        "and find what each endpoint takes, backing off on 429s (auto:N caps it at N, default "
+        "256). A resume keeps the run's.",
     )
     local_parallel: int = typer.Option(
         4, "--local-parallel", min=1, help="Parallel slots per local model."
@@ -233,9 +265,10 @@ class EngineOptions:
 
     def config(self, max_calls: int | None = None) -> EngineConfig:
         from assay.engine.engine import Budget, EngineConfig
+        from assay.engine.limiter import concurrency_fields
 
         return EngineConfig(
-            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            **concurrency_fields(self.concurrency or DEFAULT_CONCURRENCY),
             timeout_s=self.timeout,
             use_cache=not self.no_cache,
             local_parallel=self.local_parallel,
@@ -249,6 +282,43 @@ class EngineOptions:
         return ResumeChanges(
             max_cost_usd=self.max_cost, max_calls=max_calls, concurrency=self.concurrency
         )
+
+
+@dataclass
+class BatchOptions:
+    """Batch mode: requests go through the providers' batch APIs, at their batch price."""
+
+    batch: bool = typer.Option(
+        False,
+        "--batch",
+        help="Send every model's requests through its provider's batch API (openai, anthropic, "
+        "compat servers with /v1/batches): about half the price, answers within 24 h. A resume "
+        "collects the batches already sent.",
+    )
+    batch_max_requests: int = typer.Option(
+        10_000, "--batch-max-requests", min=1, max=50_000, help="Requests per batch job."
+    )
+    batch_poll: float = typer.Option(
+        30.0,
+        "--batch-poll",
+        min=0.01,
+        max=3600,
+        help="Seconds before a batch's first status check; the wait doubles up to 10 minutes.",
+    )
+
+    def settings(self) -> BatchSettings:
+        from assay.engine.batch import BatchSettings
+
+        return BatchSettings(
+            max_requests=self.batch_max_requests,
+            poll_s=self.batch_poll,
+            poll_max_s=max(600.0, self.batch_poll),
+        )
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """The run with these batch settings; with ``--batch`` every model in batch mode."""
+        config = config.with_batch() if self.batch else config
+        return config.model_copy(update={"batch": self.settings()})
 
 
 @dataclass

@@ -17,6 +17,7 @@ def prices_table(table: PriceTable, pattern: str | None = None) -> Table:
     out.add_column("model", no_wrap=True)
     out.add_column("input $/Mtok", justify="right")
     out.add_column("output $/Mtok", justify="right")
+    out.add_column("batch", justify="right")
     out.add_column("source", overflow="fold")
     out.add_column("as of", no_wrap=True)
     for spec, price in rows:
@@ -24,6 +25,7 @@ def prices_table(table: PriceTable, pattern: str | None = None) -> Table:
             spec,
             _money(price.input_per_mtok),
             _money(price.output_per_mtok),
+            batch_discount_text(price),
             price.source,
             price.as_of or "-",
         )
@@ -32,7 +34,17 @@ def prices_table(table: PriceTable, pattern: str | None = None) -> Table:
 
 def prices_json(table: PriceTable, pattern: str | None = None) -> list[dict[str, Any]]:
     """The same rows as ``prices_table``, as plain dicts for ``--json``."""
-    return [{"model": spec, **price.model_dump()} for spec, price in _matching(table, pattern)]
+    return [
+        {"model": spec, **price.model_dump(exclude_none=True)}
+        for spec, price in _matching(table, pattern)
+    ]
+
+
+def batch_discount_text(price: Price | None) -> str:
+    """``-50%`` for a batch API at half price; ``-`` where no batch discount is known."""
+    if price is None or not price.batch_discount:
+        return "-"
+    return f"-{price.batch_discount * 100:.0f}%"
 
 
 def _matching(table: PriceTable, pattern: str | None) -> list[tuple[str, Price]]:

@@ -11,9 +11,11 @@ from rich.text import Text
 from assay.analysis.baseline import MajorityBaseline
 from assay.analysis.results import RunReport
 from assay.analysis.summary import VariantSummary
+from assay.benchmark.adaptive import round_ends
 from assay.benchmark.plan import Estimate, RunPlan
 from assay.cli.console import cli_console
 from assay.cli.render_decisions import decisions_table
+from assay.cli.render_endpoints import endpoints_table, worth_showing
 from assay.cli.untrusted import visible
 from assay.scoring.stats import Aggregate
 from assay.scoring.unscored import UNSCORED_CAUSES
@@ -50,14 +52,27 @@ def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for e in estimates:
         table.add_row(
-            Text(visible(e.label)),  # a label from a models config is untrusted text
+            Text(visible(e.label) + _batch_note(e)),  # a models config's label is untrusted
             f"{e.calls:,}",
             f"{e.input_tokens:,}",
             f"{e.max_output_tokens:,}",
             usd(e.cost_usd),
         )
     err_console.print(table)
+    if any(e.batch for e in estimates):
+        err_console.print(
+            "Batch: those requests go to the providers' batch APIs, priced at the batch price "
+            "(answers within 24 h; Ctrl-C leaves them running, --resume collects them)."
+        )
     plan_warnings(plan)
+
+
+def _batch_note(estimate: Estimate) -> str:
+    if not estimate.batch:
+        return ""
+    if not estimate.batch_discount:
+        return " (batch; no batch price known: standard price)"
+    return f" (batch -{estimate.batch_discount * 100:.0f}%)"
 
 
 def plan_warnings(plan: RunPlan) -> None:
@@ -71,6 +86,17 @@ def plan_warnings(plan: RunPlan) -> None:
     judge, max_tokens = plan.config.scoring.judge, plan.config.params.max_tokens
     for line in judge_fit_warnings(judge, plan.iter_samples(), max_tokens):
         warn(line)
+    if plan.config.decision.adaptive:
+        err_console.print(adaptive_plan_line(plan))
+
+
+def adaptive_plan_line(plan: RunPlan) -> str:
+    rounds = round_ends(plan.n_samples)
+    return (
+        f"Adaptive: {len(rounds)} rounds of about {rounds[0] if rounds else 0} samples in a "
+        f"seeded order; a variant settled at margin {plan.config.decision.margin:g} gets no "
+        "more calls, so the figures above are the most the run can spend."
+    )
 
 
 def warn(line: str) -> None:
@@ -95,6 +121,8 @@ def run_report(report: RunReport, as_json: bool = False) -> None:
         console.print(comparisons_table(report))
     if report.decisions is not None and len(report.variants) > 1:
         console.print(decisions_table(report.decisions))
+    if worth_showing(report.endpoints):
+        console.print(endpoints_table(report.endpoints))
     fronts = (("$/1k", report.pareto_quality_cost), ("p50", report.pareto_quality_latency))
     for axis, front in fronts:
         line = f" (quality vs {axis}): {visible(', '.join(front)) or '–'}"
@@ -156,7 +184,7 @@ def models_table(variants: list[VariantSummary], primary: str) -> Table:
         title=Text(f"Results (score = {primary}, mean with 95% CI)", style="table.title"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption=_cached_caption(variants),
+        caption=_join_captions(_cached_caption(variants), _batch_caption(variants)),
         caption_justify="left",
     )
     columns = [
@@ -218,6 +246,28 @@ def metrics_table(report: RunReport) -> Table:
         cells = [score_cell(v.metrics.get(name)).replace(" [", "\n[") for name in names]
         table.add_row(Text(visible(v.variant)), *cells)
     return table
+
+
+def _batch_caption(variants: list[VariantSummary]) -> str | None:
+    """Which variants went through a batch API, at what discount (their $/1k is at it)."""
+    parts = [
+        f"{visible(v.variant)} ({v.batch_requests:,} replies, {_batch_price_text(v)})"
+        for v in variants
+        if v.batch_requests
+    ]
+    if not parts:
+        return None
+    return "batch API: " + ", ".join(parts) + "; no latency measured for batch replies"
+
+
+def _batch_price_text(v: VariantSummary) -> str:
+    if not v.batch_discount:
+        return "standard price: no batch price known"
+    return f"-{v.batch_discount * 100:.0f}% batch price"
+
+
+def _join_captions(*captions: str | None) -> str | None:
+    return "\n".join(c for c in captions if c) or None
 
 
 def _cached_caption(variants: list[VariantSummary]) -> str | None:

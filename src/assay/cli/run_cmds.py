@@ -35,6 +35,26 @@ and a recommendation. Everything is recorded in the run store (.assay/).
   assay run --resume 20261128-101500-a1b2c3 --max-cost 5   # ... with a higher budget
   assay run                                           # the eval in ./assay.yaml (assay init)
   assay run --eval ci.yaml --limit 50 --fail-under 0.8 --junit junit.xml
+  assay run qa.jsonl prompt.md -m openai/gpt-4o-mini --metric exact --batch   # half price
+  assay run qa.jsonl prompt.md -m openai/gpt-4o-mini --metric exact --concurrency auto
+  assay run qa.jsonl prompt.md -m compat/qwen2.5-7b --metric exact \\
+      --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1   # two replicas
+
+--concurrency auto finds how many calls each endpoint takes: it starts at 4, grows while
+replies succeed at a flat latency and backs off on 429/503 (honouring Retry-After), up to 256
+in flight (auto:N sets that ceiling). A repeated --base-url lists replicas of one model: each
+call goes to the least busy; one that fails to connect is taken out for a while and its calls
+go to the others. Both show per endpoint in the report (assay show).
+
+--batch sends the requests through the providers' batch APIs (OpenAI, Anthropic): about
+half the price, answers within 24 hours; if the process stops, --resume collects the batches
+already sent instead of paying for them again.
+
+--pipeline agent.py:answer benchmarks a prompt inside your own code (an agent with tools,
+retrieval, several calls): answer(prompt, sample, client) runs for each sample, and every call
+it makes through client goes to the run's model, cache and budget, metered. Importing the
+file runs its code. The plan's calls come from a pilot on the first rows. See
+docs/pipelines.md.
 
 Give two prompt files to compare prompts on the same models. A resume keeps the run's own
 models, prompts, data and prices; only --max-cost and --concurrency may change.
@@ -86,9 +106,11 @@ class RunFlags:
     args: RunArgs
     models: o.ModelOptions
     scoring: o.ScoringOptions
+    pipeline: o.PipelineOptions
     data: o.DataOptions
     generation: o.GenerationOptions
     engine: o.EngineOptions
+    batch: o.BatchOptions
     decision: o.DecisionOptions
     gate: o.GateOptions
     where: o.StoreOptions
@@ -119,6 +141,7 @@ def _job(flags: RunFlags) -> tuple[BenchmarkJob, RunGate]:
     given = o.given_on_command_line()
     if args.resume:
         _refuse_with_resume(args)
+        _refuse_batch_flags_with_resume(given)
         session = flags.where.session()
         gate = RunGate.open(session, flags.gate.config())
         job = BenchmarkJob.resume(session, args.resume, engine.changes(), outputs)
@@ -126,6 +149,7 @@ def _job(flags: RunFlags) -> tuple[BenchmarkJob, RunGate]:
         return job, gate
     session = flags.where.session(use_cache=not engine.no_cache)
     config, gate_config = _configs(flags, given)
+    config = flags.batch.apply(config)
     gate = RunGate.open(session, gate_config)
     return BenchmarkJob.prepare(session, config, outputs, before_start=gate.check_plan), gate
 
@@ -136,6 +160,17 @@ def _refuse_with_resume(args: RunArgs) -> None:
     if args.eval_file is not None or args.demo:
         raise UserInputError(
             "--resume continues a run with its own settings", "drop --eval and --demo"
+        )
+
+
+def _refuse_batch_flags_with_resume(given: frozenset[str]) -> None:
+    from assay.errors import UserInputError
+
+    typed = sorted({"batch", "batch_max_requests", "batch_poll"} & given)
+    if typed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in typed)
+        raise UserInputError(
+            f"{flags}: a resume keeps the run's own batch settings", f"drop {flags}"
         )
 
 
@@ -175,7 +210,7 @@ def _eval_configs(
     from assay.cli.eval_flags import MODEL_FLAGS, file_overrides
     from assay.errors import UserInputError
 
-    groups = (flags.args, flags.scoring, flags.data, flags.generation, flags.engine)
+    groups = (flags.args, flags.scoring, flags.pipeline, flags.data, flags.generation, flags.engine)
     values = {k: v for g in (*groups, flags.decision, flags.gate) for k, v in asdict(g).items()}
     overrides = file_overrides(values, given, flags.args.data, flags.args.prompts)
     loaded = load_eval(path, overrides)
@@ -215,6 +250,7 @@ def _config(flags: RunFlags) -> RunConfig:
         limit=args.limit,
         gpu_cost_per_hour=args.gpu_cost_per_hour,
         decision=flags.decision.config(),
+        pipeline=flags.pipeline.pipeline,
     )
 
 
@@ -245,6 +281,10 @@ def _execute(job: BenchmarkJob, as_json: bool) -> RunReport:
     from assay.cli.progress import RunProgress
 
     if not as_json:
+        if job.plan.pipeline is not None:
+            typer.echo(
+                "Pilot: running the pipeline on the first rows to measure its calls", err=True
+            )
         render.preflight(job.plan, job.estimate(), job.run_id)
     with RunProgress(job.plan, job.completed(), quiet=as_json) as progress:
         report = job.execute(progress)

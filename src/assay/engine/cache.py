@@ -26,7 +26,9 @@ def cache_key(model: ModelConfig, request: Request) -> str:
     material = {
         "provider": model.provider,
         "model": model.model,
-        "base_url": model.base_url,
+        # Several endpoints serve one model: the key names them all, in any order, and never
+        # the one that answered.
+        "base_url": sorted(model.base_url) if isinstance(model.base_url, tuple) else model.base_url,
         "model_params": model.params,
         "messages": [m.model_dump() for m in request.messages],
         "params": request.params.model_dump(),

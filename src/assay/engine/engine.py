@@ -1,9 +1,10 @@
 """The engine: the only place that schedules model calls.
 
-Cache in front of providers; one global concurrency limit plus per-provider limits; one retry
-policy; one timeout policy; usage and cost accounting behind. Budgets are enforced here by
-reserving a worst-case cost before each call (input bounded by its UTF-8 bytes, output by
-max_tokens), so concurrent calls cannot overshoot; each call then settles at its reported
+Cache in front of providers; one global concurrency limit plus per-provider limits (or, with
+``concurrency="auto"``, an adaptive limit per endpoint); calls spread over a model's endpoints;
+one retry policy; one timeout policy; usage and cost accounting behind. Budgets are enforced
+here by reserving a worst-case cost before each call (input bounded by its UTF-8 bytes, output
+by max_tokens), so concurrent calls cannot overshoot; each call then settles at its reported
 usage, or at a safe estimate where the reply reported none.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assay.engine.accounting import (
     Accounting,
@@ -24,12 +26,22 @@ from assay.engine.accounting import (
     usage_or_estimate,
 )
 from assay.engine.cache import ResponseCache, cache_key
+from assay.engine.endpoints import Endpoints
+from assay.engine.limiter import AUTO, DEFAULT_CEILING, AimdSettings, concurrency_fields
 from assay.engine.retry import RetryPolicy
 from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
 from assay.pricing import PriceTable, cost_usd
 from assay.providers import make_provider
 from assay.providers.base import Provider, ProviderFactory
-from assay.records import Completion, ModelConfig, Price, Request, Spent, canonical_json
+from assay.records import (
+    Completion,
+    EndpointUse,
+    ModelConfig,
+    Price,
+    Request,
+    Spent,
+    canonical_json,
+)
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -44,13 +56,38 @@ class Budget(BaseModel):
 class EngineConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    concurrency: int = Field(default=16, ge=1)
+    # Calls in flight at once, or "auto": an adaptive limit per endpoint that starts at 4 and
+    # finds what each endpoint takes, up to max_concurrency (engine.limiter).
+    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = 16
+    max_concurrency: int = Field(default=DEFAULT_CEILING, ge=1)
     provider_concurrency: dict[str, int] = Field(default_factory=dict)
+    # How long an endpoint that failed to connect gets no call (doubled while it keeps failing).
+    endpoint_cooldown_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     timeout_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     retry: RetryPolicy = RetryPolicy()
     use_cache: bool = True
     local_parallel: int = Field(default=4, ge=1)
     budget: Budget = Budget()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_as_the_flag(cls, data: Any) -> Any:
+        """``concurrency="auto:64"`` (or ``"16"``), as ``--concurrency`` takes it."""
+        if isinstance(data, dict) and isinstance(data.get("concurrency"), str):
+            return {**data, **concurrency_fields(data["concurrency"])}
+        return data
+
+    @property
+    def auto(self) -> bool:
+        return self.concurrency == AUTO
+
+    @property
+    def max_in_flight(self) -> int:
+        """Calls in flight at most: the fixed concurrency, or the ceiling of ``auto``."""
+        return self.concurrency if isinstance(self.concurrency, int) else self.max_concurrency
+
+    def aimd(self) -> AimdSettings | None:
+        return AimdSettings(ceiling=self.max_concurrency) if self.auto else None
 
 
 class _BudgetLedger:
@@ -93,6 +130,13 @@ class _BudgetLedger:
             cost_left = b.max_cost_usd is None or self.spent_usd + estimate_usd <= b.max_cost_usd
             return self.in_flight > 0 and calls_left and cost_left
 
+    def hold(self, estimate_usd: float) -> None:
+        """Reserve for calls already sent and counted in an earlier session (a batch found
+        again on resume): they will be paid whatever is left, so nothing is checked."""
+        with self._lock:
+            self.in_flight += 1
+            self.reserved_usd += estimate_usd
+
     def settle(self, estimate_usd: float, actual_usd: float | None) -> None:
         with self._lock:
             self.in_flight -= 1
@@ -111,6 +155,7 @@ class Engine:
         sleep: Sleep = asyncio.sleep,
         spent_before: Spent | None = None,
         provider_factory: ProviderFactory = make_provider,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``spent_before``: what earlier sessions of the same run used, charged to the budget.
 
@@ -125,8 +170,15 @@ class Engine:
         self._settled = asyncio.Event()  # set (and replaced) each time a call settles
         self._rng = rng or random.Random(0)
         self._sleep = sleep
-        self._global = asyncio.Semaphore(self.config.concurrency)
+        self._clock = clock
+        self._global = asyncio.Semaphore(self.config.max_in_flight)
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self._endpoints = Endpoints(
+            aimd=self.config.aimd(),
+            clock=clock,
+            sleep=sleep,
+            cooldown_s=self.config.endpoint_cooldown_s,
+        )
         self._providers: dict[tuple[Any, ...], Provider] = {}
         self._provider_factory = provider_factory
 
@@ -155,13 +207,16 @@ class Engine:
     async def _call_with_retries(
         self, model: ModelConfig, request: Request, purpose: str
     ) -> Completion:
-        attempt = 0
+        attempt = moved = 0
         while True:
             attempt += 1
             try:
                 return await self._call_once(model, request)
             except ProviderError as error:
                 self.accounting.record_failure(purpose, model.label)
+                if self._goes_elsewhere(model, error, moved):
+                    moved, attempt = moved + 1, attempt - 1
+                    continue
                 if not self.config.retry.should_retry(error, attempt):
                     raise
                 await self._sleep(self.config.retry.delay_s(error, attempt, self._rng))
@@ -172,8 +227,7 @@ class Engine:
         await self._reserve(estimate)
         actual: float | None = None
         try:
-            async with self._global, self._limit_for(model):
-                completion = await self._timed(self._provider(model), request)
+            completion = await self._send(model, request)
             if not completion.usage_known:
                 completion = completion.model_copy(update={"usage_estimated": True})
             actual = cost_usd(price, *usage_or_estimate(request, completion))
@@ -182,6 +236,37 @@ class Engine:
             self.ledger.settle(estimate, actual)
             self._settled.set()  # wake the calls waiting for room in the budget
             self._settled = asyncio.Event()
+
+    async def _send(self, model: ModelConfig, request: Request) -> Completion:
+        pool = self._endpoints.pool(model)
+        if pool is None:  # an in-process model
+            async with self._global, self._limit_for(model):
+                return await self._timed(self._provider(model), request)
+        endpoint, epoch = await pool.acquire()
+        try:
+            async with self._global, self._limit_for(model):
+                completion = await self._timed(self._provider(model, endpoint.url), request)
+        except ProviderError as error:
+            pause = self.config.retry.overload_pause_s(error)
+            endpoint.failed(epoch, error, self._clock(), pause)
+            raise
+        except BaseException:
+            endpoint.cancelled()
+            raise
+        endpoint.succeeded(completion.latency_s)
+        return completion
+
+    def _goes_elsewhere(self, model: ModelConfig, error: ProviderError, moved: int) -> bool:
+        """A call that could not reach its endpoint goes at once to another of the model's
+        endpoints, not counted as a retry; each endpoint but one at most once per call."""
+        pool = self._endpoints.pool(model) if error.connection_failed else None
+        if pool is None or moved >= len(pool.endpoints) - 1:
+            return False
+        return pool.has_usable(self._clock())
+
+    def endpoint_use(self) -> list[EndpointUse]:
+        """Calls, errors and cool-downs per endpoint so far (and each adaptive limit)."""
+        return self._endpoints.use()
 
     async def _reserve(self, estimate: float) -> None:
         """Reserve the worst case; while calls in flight may give room back, wait for them
@@ -195,6 +280,17 @@ class Engine:
                 if not self.ledger.may_fit_later(estimate):
                     raise
             await settled.wait()
+
+    async def reserve(self, estimate_usd: float) -> None:
+        """Reserve a call the engine does not send itself (a request in a batch job), waiting
+        for room as a call does; settle it with ``settle``."""
+        await self._reserve(estimate_usd)
+
+    def settle(self, estimate_usd: float, actual_usd: float | None) -> None:
+        """Settle a reservation at what the call cost, and wake the calls waiting for room."""
+        self.ledger.settle(estimate_usd, actual_usd)
+        self._settled.set()
+        self._settled = asyncio.Event()
 
     def _budget_price(self, model: ModelConfig) -> Price | None:
         """The model's price; under a cost budget an unknown price stops the call, since no
@@ -224,24 +320,21 @@ class Engine:
 
     def _limit_for(self, model: ModelConfig) -> asyncio.Semaphore:
         if model.provider not in self._limits:
-            default = self.config.local_parallel if model.is_local else self.config.concurrency
+            default = self.config.local_parallel if model.is_local else self.config.max_in_flight
             limit = self.config.provider_concurrency.get(model.provider, default)
             self._limits[model.provider] = asyncio.Semaphore(limit)
         return self._limits[model.provider]
 
-    def _provider(self, model: ModelConfig) -> Provider:
-        key = (
-            model.provider,
-            model.model,
-            model.base_url,
-            model.api_key_env,
-            canonical_json(model.params),
-        )
+    def _provider(self, model: ModelConfig, url: str | None = None) -> Provider:
+        """The provider for one of the model's endpoints (``url``; default: its first)."""
+        url = url or model.endpoint
+        key = (model.provider, model.model, url, model.api_key_env, canonical_json(model.params))
         if key not in self._providers:
+            one = model if url == model.base_url else model.model_copy(update={"base_url": url})
             self._providers[key] = self._provider_factory(
-                model,
+                one,
                 timeout_s=self.config.timeout_s,
-                max_connections=self.config.concurrency,
+                max_connections=self.config.max_in_flight,
                 local_parallel=self.config.local_parallel,
             )
         return self._providers[key]

@@ -29,3 +29,11 @@ class RetryPolicy(BaseModel):
             return float(min(float(retry_after), self.max_retry_after_s))
         backoff = min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s)
         return backoff * (1 + self.jitter * (2 * rng.random() - 1))
+
+    def overload_pause_s(self, error: ProviderError) -> float:
+        """How long an endpoint that said slow down gets no new call under adaptive
+        concurrency: its Retry-After (capped), or the first backoff step without one."""
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(min(float(retry_after), self.max_retry_after_s))
+        return self.base_delay_s

@@ -10,6 +10,7 @@ from typing import Protocol
 from assay.engine.engine import Engine
 from assay.errors import AssayError, AuthError, BudgetExceeded, DataError, ProviderError
 from assay.evaluation.items import WorkItem
+from assay.pipeline.executor import PipelineRunner
 from assay.records import repair_surrogates
 from assay.scoring.score import Score
 from assay.scoring.scorer import ResponseScorer
@@ -32,6 +33,7 @@ class RunContext:
     engine: Engine
     scorer: ResponseScorer
     progress: ProgressSink = field(default_factory=NoProgress)
+    pipeline: PipelineRunner | None = None  # --pipeline: each item runs the user's code
 
 
 @dataclass
@@ -47,7 +49,10 @@ async def execute(
     """Run every item not in ``done``; stop cleanly on a budget or an auth failure."""
     outcome = ExecutionOutcome()
     pending = (i for i in items if (i.variant.key, i.sample.id, i.repeat) not in done)
-    workers = [_worker(pending, ctx, outcome) for _ in range(max(1, ctx.engine.config.concurrency))]
+    # One worker per call that may be in flight: under --concurrency auto, as many as its
+    # ceiling, and the engine's adaptive limit decides how many of them are sending.
+    n_workers = max(1, ctx.engine.config.max_in_flight)
+    workers = [_worker(pending, ctx, outcome) for _ in range(n_workers)]
     await asyncio.gather(*workers)
     return outcome
 
@@ -84,6 +89,8 @@ async def run_item(item: WorkItem, ctx: RunContext) -> ResultRecord:
         repeat=item.repeat,
         request=item.request,
     )
+    if ctx.pipeline is not None:
+        return await _run_pipeline_item(item, ctx, ctx.pipeline, base)
     try:
         completion = await ctx.engine.complete(item.variant.model, item.request, purpose="task")
     except (AuthError, BudgetExceeded):
@@ -94,4 +101,20 @@ async def run_item(item: WorkItem, ctx: RunContext) -> ResultRecord:
         failed = {name: Score.error(reason) for name in ctx.scorer.names}
         return base.model_copy(update={"error_kind": exc.kind, "error": reason, "scores": failed})
     scores = await ctx.scorer.score(item.sample, completion.text)
+    return base.model_copy(update={"completion": completion, "scores": scores})
+
+
+async def _run_pipeline_item(
+    item: WorkItem, ctx: RunContext, pipeline: PipelineRunner, base: ResultRecord
+) -> ResultRecord:
+    """The user's pipeline on the item: its output is scored, the judge also sees its trace; an
+    exception in it is this item's error (a spent budget or a refused key stops the run)."""
+    outcome = await pipeline.run(item)
+    completion = outcome.completion
+    if outcome.error is not None or completion is None:
+        error = outcome.error or "the pipeline gave no output"
+        failed = {name: Score.error(error) for name in ctx.scorer.names}
+        update = {"error_kind": outcome.error_kind, "error": error, "scores": failed}
+        return base.model_copy(update={**update, "completion": completion})
+    scores = await ctx.scorer.score(item.sample, completion.text, trace=completion.pipeline)
     return base.model_copy(update={"completion": completion, "scores": scores})

@@ -9,12 +9,19 @@ from pathlib import Path
 from assay.analysis.results import RunReport
 from assay.benchmark import runner
 from assay.benchmark.config import RunConfig
-from assay.benchmark.plan import Estimate, RunPlan, estimate_judge, estimate_task
+from assay.benchmark.plan import (
+    Estimate,
+    RunPlan,
+    estimate_judge,
+    estimate_pipeline,
+    estimate_task,
+)
 from assay.evaluation.execute import ProgressSink
 from assay.evaluation.session import Session
 from assay.jobs.budget import check_run_budget
 from assay.jobs.lifecycle import ResumeChanges, resumed_config, run_to_end
 from assay.jobs.outputs import Outputs, absolute, check_outputs, write_atomic
+from assay.pipeline.loader import spec_files
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,20 @@ class BenchmarkJob:
         return cls(session, plan, run.id, outputs)
 
     def estimate(self) -> list[Estimate]:
-        """Worst-case calls, tokens and dollars for the whole run, task and judge."""
+        """Worst-case calls, tokens and dollars for the whole run, task and judge. A pipeline's
+        calls per row are measured first on a few rows, which the run keeps (a pilot)."""
         prices = self.session.prices
-        return [*estimate_task(self.plan, prices), *estimate_judge(self.plan, prices)]
+        task = estimate_task(self.plan, prices) if self.plan.pipeline is None else self._pilot()
+        return [*task, *estimate_judge(self.plan, prices)]
+
+    def _pilot(self) -> list[Estimate]:
+        store = self.session.store
+        run_to_end(
+            runner.execute_pilot(self.plan, self.session, self.run_id), store, self.run_id, "run"
+        )
+        pilot = {(i.variant.key, i.sample.id, i.repeat) for i in self.plan.pilot_items()}
+        results = [r for r in store.results(self.run_id) if r.key in pilot]
+        return estimate_pipeline(self.plan, self.session.prices, results)
 
     def completed(self) -> set[tuple[str, str, int]]:
         """The (variant, sample, repeat) keys already done: a resume skips them."""
@@ -84,4 +102,9 @@ class BenchmarkJob:
 
 
 def _inputs(config: RunConfig, session: Session) -> list[str | Path]:
-    return [config.data, *config.prompt_files(), session.store.path.parent]
+    return [
+        config.data,
+        *config.prompt_files(),
+        *spec_files(config.pipeline),
+        session.store.path.parent,
+    ]

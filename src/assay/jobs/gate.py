@@ -35,9 +35,7 @@ class RunGate:
         """Refuse a baseline this run cannot be compared with (metric, data, labels)."""
         if self.baseline is not None:
             keys = [v.key for v in plan.variants]
-            check_baseline_fits(
-                self.baseline, plan.primary_metric, plan.dataset.content_hash, keys
-            )
+            check_baseline_fits(self.baseline, plan.primary_metric, plan.dataset.content_hash, keys)
 
     def evaluate(self, job: BenchmarkJob, report: RunReport) -> GateResult:
         """The gate's checks on the finished run; writes the job's JUnit and summary files."""

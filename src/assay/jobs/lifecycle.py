@@ -18,10 +18,11 @@ from contextlib import suppress
 from types import FrameType
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assay.benchmark.config import RunConfig
 from assay.engine.engine import EngineConfig
+from assay.engine.limiter import concurrency_fields
 from assay.errors import AssayError, BudgetExceeded
 from assay.evaluation.session import Session
 from assay.jobs.lease import check_not_leased, heartbeat, take_lease
@@ -59,13 +60,21 @@ class _Terminated(Exception):
 
 
 class ResumeChanges(BaseModel):
-    """What a resume may change. ``None`` keeps the value the run was started with."""
+    """What a resume may change. ``None`` keeps the value the run was started with;
+    ``concurrency`` is a number, ``"auto"`` or ``"auto:N"`` (as ``--concurrency`` takes it)."""
 
     model_config = ConfigDict(frozen=True)
 
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_calls: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=1)
+    concurrency: int | str | None = None
+
+    @field_validator("concurrency")
+    @classmethod
+    def _a_concurrency(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            concurrency_fields(value)  # a ValueError names what is wrong
+        return value
 
     def apply(self, stored: EngineConfig) -> EngineConfig:
         budget = stored.budget.model_copy(
@@ -75,8 +84,8 @@ class ResumeChanges(BaseModel):
                 if v is not None
             }
         )
-        concurrency = self.concurrency or stored.concurrency
-        return stored.model_copy(update={"budget": budget, "concurrency": concurrency})
+        given = concurrency_fields(self.concurrency) if self.concurrency is not None else {}
+        return stored.model_copy(update={"budget": budget, **given})
 
 
 JobConfig = TypeVar("JobConfig", RunConfig, OptimizeConfig)

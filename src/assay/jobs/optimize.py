@@ -17,6 +17,8 @@ from assay.optimizer.config import OptimizeConfig
 from assay.optimizer.estimate import CallEstimate, estimate
 from assay.optimizer.per_model import PerModelReport
 from assay.optimizer.records import OptimizeResult
+from assay.pipeline.loader import spec_files
+from assay.providers.batch import refuse_batch
 from assay.records import ModelConfig
 
 ReporterFor = Callable[[str], loop.Reporter]
@@ -35,6 +37,7 @@ class OptimizeJob:
     ) -> OptimizeJob:
         """Validate everything, split the data and start the run (prices pinned)."""
         config = _absolute(config)
+        refuse_batch([config.model], "assay optimize")
         check_outputs(outputs, _inputs(config, session))
         check_optimize_budget(config, session.prices)
         prepared = loop.prepare(config)
@@ -58,7 +61,13 @@ class OptimizeJob:
         return cls(session, prepared, run.id, outputs)
 
     def estimate(self) -> list[CallEstimate]:
-        return estimate(self.prepared, self.session.prices)
+        """Worst-case calls and dollars. A pipeline's calls a sample are measured first on a
+        few val rows with the starting prompt, which the run keeps (a pilot)."""
+        pilot = None
+        if self.prepared.pipeline is not None:
+            work = loop.pilot(self.prepared, self.session, self.run_id)
+            pilot = run_to_end(work, self.session.store, self.run_id, "optimize")
+        return estimate(self.prepared, self.session.prices, pilot)
 
     def execute(self, reporter: loop.Reporter | None = None) -> OptimizeResult:
         """Run the loop to its end and score on test; writes the best prompt and the JSON."""
@@ -96,6 +105,11 @@ class PerModelOptimizeJob:
         """Every model's run is validated before any call."""
         if len(models) < 2:
             raise UserInputError("--per-model needs two or more models", "pass -m A -m B")
+        if config.pipeline is not None:
+            raise UserInputError(
+                "--per-model does not take --pipeline",
+                "optimize the pipeline's prompt for one model at a time",
+            )
         configs = per_model.per_model_configs(_absolute(config), models)
         names = per_model.labels(configs)
         prompts = [per_model.output_path(outputs.prompt, n) for n in names]
@@ -145,4 +159,4 @@ def _absolute(config: OptimizeConfig) -> OptimizeConfig:
 
 
 def _inputs(config: OptimizeConfig, session: Session) -> list[str | Path]:
-    return [config.data, config.prompt, session.store.path.parent]
+    return [config.data, config.prompt, *spec_files(config.pipeline), session.store.path.parent]

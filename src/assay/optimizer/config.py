@@ -67,6 +67,10 @@ class OptimizeConfig(BaseModel):
     engine: EngineConfig = EngineConfig()
     source_model: str | None = None
     seed: int = Field(default=0, ge=0)  # numpy refuses negative seeds
+    # ``--pipeline FILE.py:FUNCTION``: the prompt is evaluated inside the user's code (see
+    # RunConfig.pipeline); the file's sha256 is recorded so a resume refuses a changed one.
+    pipeline: str | None = None
+    pipeline_sha256: str | None = None
 
     @property
     def reasoner(self) -> ModelConfig:

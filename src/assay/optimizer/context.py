@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assay.data.prompts import PromptTemplate
@@ -23,11 +25,13 @@ class OptimizeContext:
     split: Split
     scoring_text: str
     spend_before: Spend = field(default_factory=Spend)  # earlier sessions of this run
+    # Model calls one evaluated sample makes: 1, or a pipeline's mean measured so far.
+    task_calls: Callable[[], float] = field(default=lambda: 1.0)
 
     @property
     def calls_per_item(self) -> int:
         judge = self.config.scoring.judge
-        return 1 + (judge.repeats * len(judge.models) if judge else 0)
+        return math.ceil(self.task_calls()) + (judge.repeats * len(judge.models) if judge else 0)
 
     def spare_calls(self) -> int | None:
         """Calls the budget allows after reserving one val check and the final test (None: no

@@ -59,6 +59,13 @@ class Evaluator:
         }
         self.sent_sample_ids: set[str] = set()
 
+    @property
+    def task_calls_per_item(self) -> float:
+        """Model calls one evaluated sample makes: 1 for a prompt, a pipeline's mean so far."""
+        records = [r.completion.pipeline for r in self._known.values() if r.completion]
+        calls = [len(p.calls) for p in records if p is not None]
+        return max(1.0, sum(calls) / len(calls)) if calls else 1.0
+
     async def __call__(self, prompt: PromptTemplate, samples: Sequence[Sample]) -> Evaluation:
         variant = Variant(key=variant_key(prompt), model=self.model, prompt=prompt)
         self.ctx.store.save_text("prompt", prompt.text, prompt.hash)

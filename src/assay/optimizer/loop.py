@@ -25,6 +25,9 @@ from assay.optimizer.records import IterationRecord, OptimizeResult, Spend, Spli
 from assay.optimizer.split import Split, split_samples
 from assay.optimizer.strategies import STRATEGY_TYPES, Strategy
 from assay.optimizer.strategies.common import train_batch
+from assay.pipeline.executor import PipelineRunner
+from assay.pipeline.loader import Pipeline, load_pipeline
+from assay.pipeline.pilot import PILOT_ROWS, PilotMeasure, measure_pilot
 from assay.providers.specs import check_keys
 from assay.records import Request, Sample, Spent
 from assay.scoring.metrics import Metric, build_metrics, check_metrics_against_dataset
@@ -56,6 +59,7 @@ class Prepared:
     split: Split
     metrics: list[Metric]
     primary_metric: str  # the key the primary scores are stored under
+    pipeline: Pipeline | None = None  # --pipeline: the prompt is evaluated inside user code
 
 
 def prepare(config: OptimizeConfig) -> Prepared:
@@ -75,9 +79,12 @@ def prepare(config: OptimizeConfig) -> Prepared:
     judges = config.scoring.judge.models if config.scoring.judge else []
     check_keys([config.model, config.reasoner, *judges])
     split = split_samples(dataset.samples, config.split)
-    return Prepared(
-        config, dataset, prompt, split, metrics, primary_metric(config.scoring, metrics)
-    )
+    pipeline = load_pipeline(config.pipeline) if config.pipeline is not None else None
+    if pipeline is not None:  # imported now: its code runs before any call
+        update = {"pipeline": pipeline.spec, "pipeline_sha256": pipeline.sha256}
+        config = config.model_copy(update=update)
+    primary = primary_metric(config.scoring, metrics)
+    return Prepared(config, dataset, prompt, split, metrics, primary, pipeline)
 
 
 def stored_run(prepared: Prepared, session: Session) -> StoredRun:
@@ -128,6 +135,12 @@ def check_resumable(prepared: Prepared, run: RunRecord) -> None:
             "The split differs from the one the run started with",
             "resume with the same --split and --seed",
         )
+    started_with = stored_config(run).pipeline_sha256
+    if prepared.pipeline is not None and started_with != prepared.pipeline.sha256:
+        raise UserInputError(
+            f"The pipeline {prepared.pipeline.spec} changed since run {run.id} started",
+            "resume needs the same pipeline code; start a new run instead",
+        )
 
 
 async def optimize(
@@ -172,7 +185,9 @@ def _context(
 ) -> OptimizeContext:
     config = prepared.config
     scorer = build_scorer(config.scoring, prepared.metrics, engine)
-    run_ctx = RunContext(run_id, session.store, engine, scorer)
+    run_ctx = RunContext(
+        run_id, session.store, engine, scorer, pipeline=_pipeline(prepared, engine)
+    )
 
     def request_for(prompt: PromptTemplate, sample: Sample) -> Request:
         return Request(messages=prompt.render(sample), params=config.params)
@@ -187,7 +202,34 @@ def _context(
         prepared.split,
         scoring_text(config, prepared.dataset),
         spend_before,
+        task_calls=lambda: evaluator.task_calls_per_item,
     )
+
+
+def _pipeline(prepared: Prepared, engine: Engine) -> PipelineRunner | None:
+    if prepared.pipeline is None:
+        return None
+    reference = prepared.dataset.reference_field
+    return PipelineRunner(prepared.pipeline, engine, [reference] if reference else [])
+
+
+async def pilot(prepared: Prepared, session: Session, run_id: str) -> PilotMeasure:
+    """The pipeline with the starting prompt on the first val rows, for the estimate: their
+    results are the run's own (the baseline reuses them), so nothing is paid twice."""
+    rows = prepared.split.val[:PILOT_ROWS]
+    spent = session.store.spent(run_id)
+    engine = Engine(
+        prepared.config.engine, prices=session.prices, cache=session.cache, spent_before=spent
+    )
+    async with engine:
+        ctx = _context(prepared, session, run_id, engine, Spend())
+        try:
+            evaluation = await ctx.evaluate(prepared.prompt, rows)
+        except BudgetExceeded:  # the run itself stops on it, with its status
+            return measure_pilot([])
+        finally:
+            session.store.save_spent(run_id, engine.ledger.snapshot())
+    return measure_pilot(evaluation.results.values())
 
 
 def scoring_text(config: OptimizeConfig, dataset: Dataset) -> str:
@@ -311,8 +353,7 @@ def budget_reason(state: LoopState, ctx: OptimizeContext) -> str | None:
 
 
 def _calls_per_item(ctx: OptimizeContext) -> int:
-    judge = ctx.config.scoring.judge
-    return 1 + (judge.repeats * len(judge.models) if judge else 0)
+    return ctx.calls_per_item
 
 
 def _cost_per_item(evaluation: Evaluation) -> float | None:

@@ -17,7 +17,7 @@ from assay.scoring.judge_parse import strip_reasoning
 
 CHARS_PER_TOKEN = 3  # conservative: real text runs ~4 characters a token
 RETRY_RESERVE = 1400  # characters kept free for one round of parse-error feedback
-FIELD_CAPS = {"input": 500, "response": 300, "reference": 200, "reason": 240}
+FIELD_CAPS = {"input": 500, "response": 300, "reference": 200, "reason": 240, "trace": 600}
 
 SYSTEM = (
     "You improve prompts for a language model. You study where the current prompt fails, "
@@ -40,6 +40,7 @@ class Example:
     reference: str | None
     score: float | None
     reason: str
+    trace: str = ""  # a pipeline's steps for this example, rendered compactly
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ def _log(entries: list[LogEntry]) -> str:
 def _example(i: int, ex: Example) -> str:
     score = "unscored" if ex.score is None else f"{ex.score:.2f}"
     ref = f"Expected: {_cap(ex.reference, FIELD_CAPS['reference'])}\n" if ex.reference else ""
+    steps = f"Pipeline steps:\n{_cap(ex.trace, FIELD_CAPS['trace'])}\n" if ex.trace else ""
     return (
         f"### Example {i} (score {score})\nInput: {_cap(ex.input, FIELD_CAPS['input'])}\n"
-        f"Response: {_cap(ex.response, FIELD_CAPS['response'])}\n{ref}"
+        f"{steps}Response: {_cap(ex.response, FIELD_CAPS['response'])}\n{ref}"
         f"Why: {_cap(ex.reason, FIELD_CAPS['reason'])}\n\n"
     )
 

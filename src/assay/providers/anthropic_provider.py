@@ -27,7 +27,7 @@ class AnthropicProvider:
         self.model = model
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key_for(model) or "not-needed",
-            base_url=_sdk_base_url(model.base_url),
+            base_url=_sdk_base_url(model.endpoint),
             max_retries=0,
             timeout=timeout_s,
         )
@@ -42,51 +42,56 @@ class AnthropicProvider:
         return _completion(response, time.perf_counter() - started, self.model.model)
 
     def _body(self, request: Request) -> dict[str, Any]:
-        p = request.params
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        body: dict[str, Any] = {
-            "model": self.model.model,
-            "messages": [
-                {"role": m.role, "content": m.content}
-                for m in request.messages
-                if m.role != "system"
-            ],
-            "max_tokens": p.max_tokens or DEFAULT_MAX_TOKENS,
-        }
-        optional = {
-            "system": system or None,
-            "stop_sequences": list(p.stop) if p.stop else None,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
-        # anthropic>=2 dropped temperature/top_p from create(); send them as raw body fields.
-        sampling = {"temperature": p.temperature, "top_p": p.top_p}
-        extra = {
-            **{k: v for k, v in sampling.items() if v is not None},
-            **self.model.params,
-            **p.extra,
-        }
-        if extra:
-            body["extra_body"] = extra
-        return body
+        return messages_body(self.model, request)
 
     def _map_error(self, exc: Exception, anthropic: Any) -> ProviderError:
-        where = redact_key(f"{self.model.spec} at {self.model.base_url}", self.model)
+        where = redact_key(f"{self.model.spec} at {self.model.endpoint}", self.model)
         if isinstance(exc, anthropic.APITimeoutError):
             from assay.errors import RequestTimeoutError
 
             return RequestTimeoutError(f"{where}: request timed out")
         if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderUnavailableError(f"{where}: connection failed")
+            return ProviderUnavailableError(f"{where}: connection failed", connection_failed=True)
         status = getattr(exc, "status_code", None)
         text = redact_key(str(exc), self.model)
         if status == 529:  # Anthropic's "overloaded"
-            return ProviderUnavailableError(f"{where}: overloaded", _retry_after(exc))
+            return ProviderUnavailableError(
+                f"{where}: overloaded", _retry_after(exc), overloaded=True
+            )
         if status == 400 and "prompt is too long" in text.lower():  # Anthropic's wording
             return ContextLengthError(f"{where}: {text}")
         return _map_status(status, f"{where}: {text}", exc, self.model)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def messages_body(model: ModelConfig, request: Request) -> dict[str, Any]:
+    """The Messages API body of a request, as sent live (sampling fields in ``extra_body``)."""
+    p = request.params
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    body: dict[str, Any] = {
+        "model": model.model,
+        "messages": [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ],
+        "max_tokens": p.max_tokens or DEFAULT_MAX_TOKENS,
+    }
+    optional = {
+        "system": system or None,
+        "stop_sequences": list(p.stop) if p.stop else None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    # anthropic>=2 dropped temperature/top_p from create(); send them as raw body fields.
+    sampling = {"temperature": p.temperature, "top_p": p.top_p}
+    extra = {
+        **{k: v for k, v in sampling.items() if v is not None},
+        **model.params,
+        **p.extra,
+    }
+    if extra:
+        body["extra_body"] = extra
+    return body
 
 
 def _sdk_base_url(url: str | None) -> str | None:

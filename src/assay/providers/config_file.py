@@ -21,10 +21,11 @@ class ModelEntry(BaseModel):
 
     spec: str
     label: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # a list: replicas of one model, calls spread over them
     api_key_env: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     price: dict[str, Any] | None = None  # checked by the price table's own rules
+    batch: bool = False  # send this model's requests through its provider's batch API
 
 
 def load_models_config(path: str | Path) -> list[ModelConfig]:
@@ -122,6 +123,7 @@ def model_from_entry(entry: ModelEntry, origin: str, where: str) -> ModelConfig:
             api_key_env=entry.api_key_env,
             params=entry.params,
             price=price,
+            batch=entry.batch,
         )
     except UserInputError as exc:
         raise UserInputError(f"{where} ({entry.spec}): {exc.message}", exc.hint) from None

@@ -44,7 +44,7 @@ class OpenAICompatProvider:
         self.model = model
         self._client: Any = openai.AsyncOpenAI(
             api_key=api_key_for(model) or "not-needed",
-            base_url=model.base_url,
+            base_url=model.endpoint,  # the engine gives each endpoint of a model its own
             max_retries=0,
             timeout=timeout_s,
             # aiohttp under the SDK: about half the CPU per request of its default httpx2
@@ -74,35 +74,51 @@ class OpenAICompatProvider:
             raise self._unreadable(exc) from exc
         return _completion(payload, time.perf_counter() - started, self.model.model)
 
-    def _unreadable(self, problem: object) -> ProviderError:
-        where = redact_key(f"{self.model.spec} at {self.model.base_url}", self.model)
+    def _unreadable(self, problem: Exception) -> ProviderError:
+        where = redact_key(f"{self.model.spec} at {self.model.endpoint}", self.model)
+        if _lost_connection(problem):
+            return ProviderUnavailableError(
+                f"{where}: connection failed ({problem})", connection_failed=True
+            )
         return ProviderUnavailableError(f"{where}: unreadable reply ({problem})")
 
     def _body(self, request: Request) -> dict[str, Any]:
-        p = request.params
-        body: dict[str, Any] = {
-            "model": self.model.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": p.temperature,
-        }
-        optional = {
-            "max_tokens": p.max_tokens,
-            "top_p": p.top_p,
-            "seed": p.seed,
-            "stop": list(p.stop) if p.stop else None,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
-        body.update({**self.model.params, **p.extra})
-        return body
+        return chat_body(self.model, request)
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def chat_body(model: ModelConfig, request: Request) -> dict[str, Any]:
+    """The chat-completions body of a request, as sent live and in a batch file's lines."""
+    p = request.params
+    body: dict[str, Any] = {
+        "model": model.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "temperature": p.temperature,
+    }
+    optional = {
+        "max_tokens": p.max_tokens,
+        "top_p": p.top_p,
+        "seed": p.seed,
+        "stop": list(p.stop) if p.stop else None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update({**model.params, **p.extra})
+    return body
 
 
 def _limits(max_connections: int) -> Any:
     import httpx2
 
     return httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+
+def _lost_connection(problem: Exception) -> bool:
+    """The server went away (closed or reset the connection) rather than sent bad bytes."""
+    import aiohttp
+
+    return isinstance(problem, aiohttp.ClientConnectionError)
 
 
 def _aiohttp_error() -> type[Exception]:
@@ -162,12 +178,14 @@ def _retry_after(exc: Any) -> float | None:
 def map_openai_error(exc: Exception, model: ModelConfig) -> ProviderError:
     """Translate SDK exceptions into Assay's typed errors (the engine decides on retries)."""
     openai = _import_openai()
-    where = redact_key(f"{model.spec} at {model.base_url}", model)
+    where = redact_key(f"{model.spec} at {model.endpoint}", model)
     message = redact_key(_error_text(exc), model)
     if isinstance(exc, openai.APITimeoutError) and not _dropped_connection(exc):
         return RequestTimeoutError(f"{where}: request timed out")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderUnavailableError(f"{where}: connection failed ({message})")
+        return ProviderUnavailableError(
+            f"{where}: connection failed ({message})", connection_failed=True
+        )
     if isinstance(exc, openai.APIResponseValidationError):
         return ProviderUnavailableError(f"{where}: unreadable reply ({message})")
     status = getattr(exc, "status_code", None)
@@ -195,7 +213,8 @@ def _map_status(status: int | None, text: str, exc: Exception, model: ModelConfi
     if status == 404:
         return BadRequestError(text, "check the model name and --base-url")
     if (status is not None and status >= 500) or status in (408, 409, 425):
-        return ProviderUnavailableError(text, _retry_after(exc))
+        # 503 (and Anthropic's 529): overloaded, so adaptive concurrency backs off.
+        return ProviderUnavailableError(text, _retry_after(exc), overloaded=status in (503, 529))
     if any(marker in text.lower() for marker in CONTEXT_MARKERS):
         return ContextLengthError(text)
     if status is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ class ProviderInfo:
     base_url: str | None
     api_key_env: str | None
     key_required: bool = True
+    batch: bool = False  # has a batch API (OpenAI's /v1/batches or Anthropic's Message Batches)
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
     p.name: p
     for p in (
-        ProviderInfo("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-        ProviderInfo("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+        ProviderInfo("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", batch=True),
+        ProviderInfo(
+            "anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", batch=True
+        ),
         ProviderInfo("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
         ProviderInfo("ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", False),
         ProviderInfo("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False),
@@ -43,7 +47,8 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
         ProviderInfo("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
         # Any OpenAI-compatible server; needs --base-url or base_url in the models config.
-        ProviderInfo("compat", "openai", None, "OPENAI_COMPAT_API_KEY", False),
+        # --batch needs the server to serve OpenAI's /v1/files and /v1/batches.
+        ProviderInfo("compat", "openai", None, "OPENAI_COMPAT_API_KEY", False, batch=True),
         ProviderInfo("local", "local", None, None, False),
     )
 }
@@ -69,43 +74,53 @@ def split_spec(spec: str) -> tuple[str, str]:
 def resolve_model(
     spec: str,
     *,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     label: str | None = None,
     api_key_env: str | None = None,
     params: dict[str, Any] | None = None,
     price: Price | None = None,
+    batch: bool = False,
 ) -> ModelConfig:
-    """Turn ``provider/model`` plus optional overrides into a ModelConfig."""
+    """Turn ``provider/model`` plus optional overrides into a ModelConfig. ``base_url`` may
+    list several endpoints serving the same model: the engine spreads calls over them."""
     provider, model = split_spec(spec)
     info = PROVIDERS[provider]
-    if provider == "compat" and not base_url:
+    urls = tuple(url for url in _as_list(base_url) if url)
+    if provider == "compat" and not urls:
         raise UserInputError(
             f"{spec} needs an endpoint", "pass --base-url http://HOST:PORT/v1 or set base_url"
         )
-    if info.kind == "local" and base_url:
+    if info.kind == "local" and urls:
         raise UserInputError(
             f"{spec} runs in-process and takes no --base-url",
             "use compat/MODEL to reach a served model over HTTP",
         )
-    _remember_secrets(base_url, api_key_env or info.api_key_env, params or {})
-    _refuse_url_credentials(spec, base_url)
+    _remember_secrets(urls, api_key_env or info.api_key_env, params or {})
+    _refuse_url_credentials(spec, urls)
+    if len(set(urls)) < len(urls):
+        raise UserInputError(f"{spec} lists one base URL twice", "give each endpoint once")
     return ModelConfig(
         spec=spec,
         provider=provider,
         model=model,
         label=label or spec,
-        base_url=(base_url or info.base_url),
+        base_url=(urls or info.base_url),
         api_key_env=api_key_env or info.api_key_env,
         params=params or {},
         price=price,
+        batch=batch,
     )
 
 
-def _refuse_url_credentials(spec: str, base_url: str | None) -> None:
+def _as_list(base_url: str | Sequence[str] | None) -> Sequence[str]:
+    return [base_url] if isinstance(base_url, str) else base_url or ()
+
+
+def _refuse_url_credentials(spec: str, base_urls: tuple[str, ...]) -> None:
     """``http://user:password@host`` cannot work: the SDK's transport refuses credentials in
     the URL next to its own Authorization header, so every call would fail. Said before any
     call, without echoing the URL."""
-    if base_url and "@" in base_url.split("://", 1)[-1].split("/", 1)[0]:
+    if any("@" in url.split("://", 1)[-1].split("/", 1)[0] for url in base_urls):
         raise UserInputError(
             f"The base URL of {spec} holds credentials (user:password@host), which are not sent",
             "put the key in the provider's key variable (api_key_env) or a header "
@@ -114,12 +129,13 @@ def _refuse_url_credentials(spec: str, base_url: str | None) -> None:
 
 
 def _remember_secrets(
-    base_url: str | None, api_key_env: str | None, params: dict[str, Any]
+    base_urls: tuple[str, ...], api_key_env: str | None, params: dict[str, Any]
 ) -> None:
     """What this model config holds that must never be written or printed: credentials in its
     URL, its header values, its key variable's value. A key pasted where the variable's name
     belongs is refused without echoing it."""
-    secrets.remember_url(base_url)
+    for url in base_urls:
+        secrets.remember_url(url)
     secrets.remember_headers(params.get("extra_headers"))
     secrets.remember_headers(params.get("headers"))
     if api_key_env and not secrets.is_env_name(api_key_env):

@@ -8,6 +8,7 @@ from assay.report.html import Markup, el, join
 from assay.report.optimize_data import Disagreement, OptimizeView
 from assay.scoring.score import Score
 from assay.store.runstore import ResultRecord
+from assay.trace import TraceNode
 
 MAX_SHOWN = 200  # rows rendered; the count above says how many there are
 MAX_TEXT = 20_000  # characters of any one text
@@ -97,14 +98,39 @@ def _field(label: str, text: str) -> Markup:
 
 def _output(label: str, result: ResultRecord, score: Score | None) -> Markup:
     head = el("div", [el("span", label, class_="vname"), _pill(score)], class_="vhead")
-    if result.completion is not None:
+    if result.completion is not None and not result.error_kind:
         body = el("div", clip(result.completion.text), class_="resp text")
     else:
         body = el("div", clip(result.error or "no response"), class_="error")
     parts = [head, body]
     if score is not None and score.reason:
         parts.append(el("div", clip(score.reason), class_="reason"))
+    parts.extend(_trace(result))
     return el("div", parts, class_="output", data_prompt=label.split()[0].lower())
+
+
+def _trace(result: ResultRecord) -> list[Markup]:
+    """A pipeline sample's warnings and its trace, collapsed (nothing for a plain prompt)."""
+    record = result.completion.pipeline if result.completion is not None else None
+    if record is None:
+        return []
+    warnings = [el("div", f"warning: {w}", class_="reason warn-line") for w in record.warnings]
+    nodes = record.trace or record.calls
+    what = "steps" if record.trace else "model calls"
+    summary = el("summary", f"Pipeline trace: {len(nodes)} {what}, {len(record.calls)} model calls")
+    items = el("ol", [_node(n) for n in nodes], class_="trace-nodes")
+    return [*warnings, el("details", [summary, items], class_="trace")]
+
+
+def _node(node: TraceNode) -> Markup:
+    name = node.name + (" (prompt under test)" if node.optimized else "")
+    head = el(
+        "div",
+        [el("span", node.kind, class_="pill mid"), " ", el("span", name, class_="node-name")],
+        class_="node-head",
+    )
+    io = [el("div", clip(text), class_="text") for text in (node.input, node.output) if text]
+    return el("li", [head, *io], class_="node optimized" if node.optimized else "node")
 
 
 _SAME_PROMPT = (

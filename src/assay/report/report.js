@@ -76,6 +76,10 @@
       var value = typeof pair[1] === "number" ? pair[1].toFixed(3) : pair[1];
       box.appendChild(make("div", "reason", pair[0] + ": " + value));
     });
+    if (cell.trace) {
+      cell.trace.warnings.forEach(function (w) { box.appendChild(make("div", "reason warn-line", "warning: " + w)); });
+      box.appendChild(renderTrace(cell.trace));
+    }
     var why = cell.rationale || cell.raw;
     if (why) {
       var details = make("details", "rationale");
@@ -83,6 +87,37 @@
       details.appendChild(make("div", "text", why));
       box.appendChild(details);
     }
+    return box;
+  }
+
+  function plural(n, noun) { return n + " " + noun + (n === 1 ? "" : "s"); }
+
+  function renderTrace(trace) {
+    var details = make("details", "trace");
+    var parts = trace.steps.length ? [plural(trace.steps.length, "step")] : [];
+    parts.push(plural(trace.calls.length, "model call"));
+    details.appendChild(make("summary", null, "Pipeline trace: " + parts.join(", ")));
+    if (trace.steps.length) details.appendChild(traceNodes("Steps (from the pipeline)", trace.steps));
+    if (trace.calls.length) details.appendChild(traceNodes("Model calls (metered by Assay)", trace.calls));
+    return details;
+  }
+
+  function traceNodes(title, nodes) {
+    var box = make("div", "trace-part");
+    box.appendChild(make("div", "field-label", title));
+    var list = make("ol", "trace-nodes");
+    nodes.forEach(function (node) {
+      var item = make("li", node.optimized ? "node optimized" : "node");
+      var head = make("div", "node-head");
+      head.appendChild(make("span", "pill mid", node.kind));
+      head.appendChild(make("span", "node-name", node.name + (node.optimized ? " (prompt under test)" : "")));
+      if (node.meta) head.appendChild(make("span", "muted", node.meta));
+      item.appendChild(head);
+      if (node.input) item.appendChild(field("In", node.input, "node-io"));
+      if (node.output) item.appendChild(field("Out", node.output, "node-io"));
+      list.appendChild(item);
+    });
+    box.appendChild(list);
     return box;
   }
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from assay.records import Request
+from assay.records import Completion, Request
 from assay.report.data import RunView
 from assay.report.html import Markup, el, join, json_island, void
 from assay.report.prompts import differs
 from assay.scoring.score import Score
 from assay.store.runstore import ResultRecord
 from assay.text import natural_key
+from assay.trace import MODEL_KIND, TraceNode
 
 MAX_TEXT = 20_000  # characters of any one text kept in the page
+MAX_TRACE_TEXT = 4_000  # characters of a trace step's input or output kept in the page
 
 Cell = dict[str, Any]
 
@@ -74,7 +76,7 @@ def _cell(result: ResultRecord | None, metric: str) -> Cell:
     return {
         "status": "error" if result.error_kind else (score.status if score else "unscored"),
         "score": score.value if score and score.is_scored else None,
-        "text": clip(completion.text) if completion else None,
+        "text": clip(completion.text) if completion and not result.error_kind else None,
         "error": clip(result.error),
         "reason": clip(score.reason) if score else None,
         "rationale": clip(_detail(score, "rationale")),
@@ -82,7 +84,53 @@ def _cell(result: ResultRecord | None, metric: str) -> Cell:
         "others": _other_scores(result.scores, metric),
         "latency_ms": round(completion.latency_s * 1000, 1) if completion else None,
         "cached": completion.cached if completion else False,
+        "trace": trace_data(completion),
     }
+
+
+def trace_data(completion: Completion | None) -> dict[str, Any] | None:
+    """A pipeline sample's trace for the page: its own steps, each metered model call, and
+    its warnings (None for a plain prompt's completion)."""
+    record = completion.pipeline if completion is not None else None
+    if record is None:
+        return None
+    return {
+        "steps": [_node(n) for n in record.trace],
+        "calls": [_node(n) for n in record.calls],
+        "warnings": [clip(w) for w in record.warnings],
+    }
+
+
+def _node(node: TraceNode) -> dict[str, Any]:
+    def cut(text: str) -> str:
+        extra = len(text) - MAX_TRACE_TEXT
+        return text if extra <= 0 else text[:MAX_TRACE_TEXT] + f"… [{extra:,} more characters]"
+
+    return {
+        "kind": node.kind,
+        "name": cut(node.name),
+        "input": cut(node.input),
+        "output": cut(node.output),
+        "optimized": node.optimized,
+        "meta": _call_meta(node) if _metered(node) else "",
+    }
+
+
+def _metered(node: TraceNode) -> bool:
+    """A model call Assay recorded (a pipeline's own model steps carry no numbers)."""
+    return node.kind == MODEL_KIND and node.latency_s is not None
+
+
+def _call_meta(node: TraceNode) -> str:
+    """A model call's numbers in one line: tokens, cost, latency, cached."""
+    tokens = f"{_n(node.input_tokens)} in / {_n(node.output_tokens)} out tokens"
+    cost = "cost unknown" if node.cost_usd is None else f"${node.cost_usd:.6f}"
+    latency = f"{(node.latency_s or 0.0) * 1000:.0f} ms"
+    return " · ".join([tokens, cost, latency, *(["cached"] if node.cached else [])])
+
+
+def _n(count: int | None) -> str:
+    return "?" if count is None else f"{count:,}"
 
 
 def _detail(score: Score | None, name: str) -> str | None:

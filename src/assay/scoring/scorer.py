@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from assay.records import Sample
 from assay.scoring.metrics import Metric
 from assay.scoring.score import Score
+from assay.trace import PipelineRecord
 
 JUDGE_SCORE = "judge"
 
@@ -17,7 +18,9 @@ class AsyncScorer:
 
     name: str
 
-    async def score(self, sample: Sample, output: str) -> Score:  # pragma: no cover
+    async def score(
+        self, sample: Sample, output: str, trace: PipelineRecord | None = None
+    ) -> Score:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -37,8 +40,11 @@ class ResponseScorer:
     def primary(self) -> str:
         return self.names[0]
 
-    async def score(self, sample: Sample, output: str) -> dict[str, Score]:
+    async def score(
+        self, sample: Sample, output: str, trace: PipelineRecord | None = None
+    ) -> dict[str, Score]:
+        """Reference metrics score the output; the judge also sees a pipeline's ``trace``."""
         scores = {m.name: m(sample, output) for m in self.metrics}
         if self.judge is not None:
-            scores[JUDGE_SCORE] = await self.judge.score(sample, output)
+            scores[JUDGE_SCORE] = await self.judge.score(sample, output, trace)
         return scores

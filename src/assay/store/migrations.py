@@ -98,6 +98,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0006_batches",
+        """
+        CREATE TABLE batches (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            batch_id TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            input_file_id TEXT,
+            custom_ids TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (run_id, batch_id)
+        );
+        """,
+    ),
 ]
 
 

@@ -23,6 +23,8 @@ class StoredVariant(BaseModel):
     key: str
     model: str
     prompt_hash: str | None = None
+    batch: bool = False  # its calls went through the provider's batch API
+    batch_discount: float | None = None  # the share of the price that API takes off
 
 
 class StoredRun(BaseModel):

@@ -86,6 +86,7 @@ class CompletionRow:
     latency_s: float
     input_tokens: int | None
     output_tokens: int | None
+    batch: bool = False  # answered through a batch API: no latency of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,30 @@ class Lease:
     pid: int
     host: str
     heartbeat: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """A provider batch job a run submitted: enough to find it again after a crash (``model``
+    is the model's label in the run; ``custom_ids`` name the requests it holds). ``status``
+    is the provider's word for it, and ``collected`` once its results are saved."""
+
+    run_id: str
+    batch_id: str
+    provider: str
+    model: str
+    input_file_id: str | None
+    custom_ids: tuple[str, ...]
+    status: str
+    created_at: float
+    updated_at: float
+
+    @property
+    def collected(self) -> bool:
+        return self.status == BATCH_COLLECTED
+
+
+BATCH_COLLECTED = "collected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +427,42 @@ class RunStore:
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def save_batch(self, batch: BatchRecord, spent: Spent | None = None) -> None:
+        """A submitted batch and the run's spend (its calls counted) in one transaction, so a
+        resume finds the batch rather than paying for its requests again."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch.run_id,
+                    batch.batch_id,
+                    batch.provider,
+                    batch.model,
+                    batch.input_file_id,
+                    json.dumps(list(batch.custom_ids)),
+                    batch.status,
+                    batch.created_at,
+                    batch.updated_at,
+                ),
+            )
+            if spent is not None:
+                self._save_spent(batch.run_id, spent)
+
+    def set_batch_status(self, run_id: str, batch_id: str, status: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE batches SET status = ?, updated_at = ? WHERE run_id = ? AND batch_id = ?",
+                (status, time.time(), run_id, batch_id),
+            )
+
+    def batches(self, run_id: str) -> list[BatchRecord]:
+        """The run's batch jobs, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM batches WHERE run_id = ? ORDER BY created_at, batch_id", (run_id,)
+            ).fetchall()
+        return [_batch_record(r) for r in rows]
+
     def error_tally(self, run_id: str) -> ErrorTally:
         with self._lock:
             calls, failed = self._db.execute(
@@ -542,6 +603,21 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
+def _batch_record(row: tuple[Any, ...]) -> BatchRecord:
+    run_id, batch_id, provider, model, input_file_id, custom_ids, status, created, updated = row
+    return BatchRecord(
+        run_id=run_id,
+        batch_id=batch_id,
+        provider=provider,
+        model=model,
+        input_file_id=input_file_id,
+        custom_ids=tuple(json.loads(custom_ids)),
+        status=status,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
 def _result_row(r: ResultRecord) -> tuple[Any, ...]:
     completion = redact(r.completion.model_dump_json()) if r.completion else None
     return (
@@ -591,6 +667,7 @@ def _completion_of(blob: str | None) -> CompletionRow | None:
         latency_s=float(data.get("latency_s", 0.0)),
         input_tokens=_optional(int, data.get("input_tokens")),
         output_tokens=_optional(int, data.get("output_tokens")),
+        batch=bool(data.get("batch", False)),
     )
 
 

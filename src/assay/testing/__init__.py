@@ -1,5 +1,7 @@
 """Test helpers shipped with Assay: a scripted OpenAI-compatible server for fault injection."""
 
+from assay.testing.batch_endpoints import BatchScript
+from assay.testing.rate_limit import TokenBucket
 from assay.testing.scripted_server import (
     Action,
     ChatRequest,
@@ -22,9 +24,11 @@ from assay.testing.scripted_server import (
 
 __all__ = [
     "Action",
+    "BatchScript",
     "ChatRequest",
     "Handler",
     "ScriptedServer",
+    "TokenBucket",
     "attempt_key_of",
     "by_content",
     "constant",

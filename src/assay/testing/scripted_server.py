@@ -5,7 +5,8 @@ bodies, keep-alive, ``Connection: close``) to serve ``POST /v1/chat/completions`
 ``GET /v1/models`` on 127.0.0.1. It also serves Anthropic's ``POST /v1/messages``: the same
 actions answer there in Anthropic's format (a ``message`` object, ``{"type": "error"}`` bodies,
 Anthropic's SSE events), and the request's top-level ``system`` shows up in
-:attr:`ChatRequest.messages` as a system message, so one handler serves both APIs.
+:attr:`ChatRequest.messages` as a system message, so one handler serves both APIs. Both
+APIs' batch endpoints (``batch_endpoints``) answer each request of a job with the same handler.
 
 It runs its own asyncio event loop in a background thread, so sync and async tests use it the
 same way::
@@ -38,7 +39,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.testing.batch_endpoints import BatchScript
 
 __all__ = [
     "Action",
@@ -82,6 +86,8 @@ class ChatRequest:
     path: str = "/v1/chat/completions"
     connection: int = 0
     """Serial number of the TCP connection it came on (equal numbers mean keep-alive reuse)."""
+    batch_id: str | None = None
+    """The batch job it came in (see ``batch_endpoints``); None for a live call."""
 
     @property
     def is_anthropic(self) -> bool:
@@ -727,9 +733,19 @@ def fail_then_reply(
 class ScriptedServer:
     """An OpenAI-compatible server on 127.0.0.1 that answers as ``handler`` scripts it."""
 
-    def __init__(self, handler: Handler, *, models: tuple[str, ...] = ("scripted",)) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        models: tuple[str, ...] = ("scripted",),
+        batch: BatchScript | None = None,
+    ) -> None:
+        from assay.testing.batch_endpoints import BatchEndpoints, BatchScript
+
         self.handler = handler
         self.models = models
+        self.batches = BatchEndpoints(self, batch or BatchScript())
+        """OpenAI's and Anthropic's batch endpoints, answered by ``handler`` line by line."""
         self.handler_errors: list[BaseException] = []
         """Exceptions raised by the handler (each answered with a 500)."""
         self._lock = threading.Lock()
@@ -880,6 +896,9 @@ class ScriptedServer:
         if http_request.method == "GET" and path in ("/v1/models", "/models"):
             await conn.send_json(200, self._models_json())
             return conn.keep_alive
+        handled = await self.batches.route(http_request, conn)
+        if handled is not None:
+            return handled
         await conn.send_json(404, _error_json(f"no route for {http_request.method} {path}"))
         return conn.keep_alive
 
@@ -913,14 +932,24 @@ class ScriptedServer:
             return conn.keep_alive
         return await action._perform(request, conn)
 
+    def _record_batched(self, body: dict[str, Any], path: str, batch_id: str) -> ChatRequest:
+        """Log a request that came in a batch job, as ``_record`` logs a live one."""
+        return self._record(_HttpRequest("POST", path, "HTTP/1.1", {}, b""), body, 0, batch_id)
+
     def _record(
-        self, http_request: _HttpRequest, body: dict[str, Any], connection: int
+        self,
+        http_request: _HttpRequest,
+        body: dict[str, Any],
+        connection: int,
+        batch_id: str | None = None,
     ) -> ChatRequest:
         key = attempt_key_of(body)
         headers = http_request.headers
         with self._lock:
             index = len(self._requests)
-            request = ChatRequest(index, body, headers, key, http_request.path, connection)
+            request = ChatRequest(
+                index, body, headers, key, http_request.path, connection, batch_id
+            )
             self._requests.append(request)
             self._counts[key] += 1
         return request

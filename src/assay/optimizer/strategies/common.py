@@ -9,9 +9,11 @@ from assay.data.prompts import PromptTemplate
 from assay.optimizer.context import LoopState, OptimizeContext
 from assay.optimizer.evaluate import Evaluation
 from assay.optimizer.guards import check_candidate
-from assay.optimizer.reasoner import Example
+from assay.optimizer.reasoner import FIELD_CAPS, Example
 from assay.optimizer.records import IterationRecord
 from assay.records import Sample
+from assay.store.runstore import ResultRecord
+from assay.trace import render_trace
 
 
 def train_batch(ctx: OptimizeContext, idx: int) -> list[Sample]:
@@ -51,13 +53,26 @@ def failing_examples(evaluation: Evaluation, samples: list[Sample]) -> list[Exam
         rows.append(
             Example(
                 input=by_id[sample_id].input_text(),
-                response=result.completion.text if result.completion else f"[error] {result.error}",
+                response=_response(result),
                 reference=by_id[sample_id].reference,
                 score=value,
                 reason=f"{reason}. {rationale}" if rationale else reason,
+                trace=_trace(result),
             )
         )
     return sorted(rows, key=lambda e: -1.0 if e.score is None else e.score)
+
+
+def _response(result: ResultRecord) -> str:
+    if result.error is not None or result.completion is None:
+        return f"[error] {result.error}"
+    return result.completion.text
+
+
+def _trace(result: ResultRecord) -> str:
+    """A pipeline's steps on this sample, as the reasoner is shown them (none for a prompt)."""
+    record = result.completion.pipeline if result.completion else None
+    return render_trace(record, FIELD_CAPS["trace"]) if record is not None else ""
 
 
 async def verify(
