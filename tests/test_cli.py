@@ -196,6 +196,7 @@ def test_prices_file_overrides_are_visible(tmp_path: Path, monkeypatch: pytest.M
         "output_per_mtok": 19.0,
         "source": "our contract",
         "as_of": "2026-02-01",
+        "batch_discount": 0.5,  # OpenAI's batch discount stays under a contract price
     }
     # Other bundled entries are untouched.
     bundled = PriceTable.bundled().get("openrouter/openai/gpt-4o-mini")

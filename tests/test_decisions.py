@@ -366,3 +366,34 @@ def test_verdicts_agree_in_table_json_show_report_dashboard_and_api(
     finally:
         dashboard.shutdown()
         dashboard.server_close()
+
+
+def test_a_variant_stopped_against_a_rounds_best_keeps_that_verdict(tmp_path: Path) -> None:
+    """Without --baseline the best variant may change between rounds: a variant stopped as
+    inferior to the best of its round is reported with that verdict, naming that variant,
+    never as "not settled" against a later best."""
+    from perf.decisions import FOUR, LabelModel, _truth, engine_case, label_of
+
+    labels = tuple(f"compat/{label_of(a)}" for a in FOUR)
+    case = engine_case(6, 500, tmp_path, labels)
+    with ScriptedServer(LabelModel(6, _truth(500))) as srv:
+        report = api.run(
+            RunConfig(
+                data=str(case.data),
+                prompts=[str(case.prompt)],
+                models=[resolve_model(label, base_url=srv.base_url) for label in labels],
+                scoring=ScoringConfig(metrics=["label"]),
+                seed=6,
+                decision=DecisionConfig(margin=0.05, adaptive=True),
+            ),
+            store=tmp_path / "store",
+            prices=case.prices,
+        )
+    assert report.decisions is not None
+    stopped = [d for d in report.decisions.variants if d.stopped_early]
+    assert stopped and all(d.outcome in ("inferior", "non-inferior", "superior") for d in stopped)
+    moved = [d for d in stopped if d.against is not None]
+    assert moved, "this seed stops a variant against a reference that later changes"
+    for d in moved:
+        assert d.against != report.decisions.reference
+        assert f"{d.variant} is {d.outcome} to {d.against}" in report.recommendation

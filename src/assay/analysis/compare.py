@@ -21,8 +21,10 @@ from assay.analysis.decisions import (
     compare_sequential,
     decide_all,
     per_sample,
+    round_ends,
     shown_within,
     to_settle,
+    with_stopping_verdicts,
     worded,
 )
 from assay.analysis.summary import VariantSummary
@@ -111,8 +113,10 @@ def decide(
     def mean(s: VariantSummary) -> float | None:
         return s.score.mean if s.score else None
 
-    decisions = decide_all(samples, setup.config, decision_inputs(summaries, samples, setup))
+    inputs = decision_inputs(summaries, samples, setup)
+    decisions = decide_all(samples, setup.config, inputs)
     if decisions is not None and setup.config.adaptive:
+        decisions = with_stopping_verdicts(decisions, samples, inputs, setup.config)
         decisions.adaptive = adaptive_spend(summaries, setup)
     return Decision(
         pairs=compare_pairs(samples, setup),
@@ -127,7 +131,8 @@ def decision_inputs(
     summaries: Sequence[VariantSummary], samples: Mapping[str, SampleValues], setup: DecisionSetup
 ) -> DecisionInputs:
     most = max((len(v) for v in samples.values()), default=0)
-    stopped = {v for v, s in samples.items() if setup.config.adaptive and len(s) < most}
+    ends = set(round_ends(setup.n_samples)) if setup.config.adaptive else set()
+    stopped = {v for v, s in samples.items() if len(s) < most and len(s) in ends}
     return DecisionInputs(
         means={s.variant: s.score.mean if s.score else None for s in summaries},
         cost_per_sample_usd={s.variant: _cost_per_sample(s, setup.repeats) for s in summaries},
@@ -136,7 +141,7 @@ def decision_inputs(
         stopped_early=frozenset(stopped),
         horizon=max(setup.n_samples, 1),
         seed=setup.seed,
-        n_variants=setup.n_variants,
+        n_variants=setup.n_variants or len(summaries) or None,
     )
 
 

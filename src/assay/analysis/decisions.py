@@ -57,10 +57,15 @@ class DecisionConfig(BaseModel):
 
 
 class VariantDecision(BaseModel):
-    """One variant against the reference (``comparison.diff`` = variant - reference)."""
+    """One variant against the reference (``comparison.diff`` = variant - reference).
+
+    ``against`` names the variant it was judged against when that is not the run's reference:
+    an adaptive run stopped it against the best variant *of that round*, and keeps that verdict.
+    """
 
     variant: str
     outcome: Outcome
+    against: str | None = None
     comparison: PairedComparison | None = None
     samples: int = 0  # samples this variant was scored on
     stopped_early: bool = False  # adaptive: no more samples were spent on it once settled
@@ -304,6 +309,79 @@ def _with_cost_to_settle(
     )
 
 
+# --- adaptive rounds: the same rule for the executor and for the report ----------------------
+
+ROUNDS = 20  # looks at the data over a full run; a confidence sequence allows any number
+MIN_ROUND = 10  # samples per round at least, so a round keeps the concurrency busy
+
+
+def round_ends(n_samples: int) -> list[int]:
+    """Where each round of an adaptive run ends, in samples of the seeded order."""
+    size = max(MIN_ROUND, math.ceil(n_samples / ROUNDS))
+    return [*range(size, n_samples, size), n_samples] if n_samples else []
+
+
+def prefix_decisions(
+    values: Mapping[str, SampleValues],
+    prefix: set[str],
+    config: DecisionConfig,
+    inputs: DecisionInputs,
+) -> Decisions | None:
+    """The verdicts on the samples of ``prefix`` only, each variant's mean taken over them."""
+    cut = {v: {k: x for k, x in s.items() if k in prefix} for v, s in values.items()}
+    means = {v: sum(s.values()) / len(s) if s else None for v, s in cut.items()}
+    return decide_all(cut, config, inputs.model_copy(update={"means": means}))
+
+
+def still_open(decisions: Decisions | None, active: list[str]) -> list[str]:
+    """The variants that need more samples: the reference and the unsettled."""
+    if decisions is None:
+        return active
+    verdicts = by_variant(decisions)
+    return [
+        v
+        for v in active
+        if v == decisions.reference or v not in verdicts or not settled(verdicts[v])
+    ]
+
+
+def with_stopping_verdicts(
+    decisions: Decisions,
+    values: Mapping[str, SampleValues],
+    inputs: DecisionInputs,
+    config: DecisionConfig,
+) -> Decisions:
+    """An adaptive run's report: a variant stopped early keeps the verdict that stopped it
+    (replayed from the round it was stopped in), not one against a later reference."""
+    order = seeded_order(set().union(*values.values()), inputs.seed)
+    rows = [
+        _verdict_at_stop(d, values, order, inputs, config, decisions.reference)
+        if d.stopped_early
+        else d
+        for d in decisions.variants
+    ]
+    return decisions.model_copy(update={"variants": rows})
+
+
+def _verdict_at_stop(
+    d: VariantDecision,
+    values: Mapping[str, SampleValues],
+    order: list[str],
+    inputs: DecisionInputs,
+    config: DecisionConfig,
+    reference: str,
+) -> VariantDecision:
+    active = {v: s for v, s in values.items() if len(s) >= d.samples}
+    at_stop = prefix_decisions(active, set(order[: d.samples]), config, inputs)
+    verdict = by_variant(at_stop).get(d.variant)
+    if at_stop is None or verdict is None:
+        return d
+    against = at_stop.reference if at_stop.reference != reference else None
+    return verdict.model_copy(
+        update={"stopped_early": True, "against": against, "samples": d.samples}
+    )
+
+
 def settled(decision: VariantDecision) -> bool:
     """An adaptive run stops spending on a variant once its verdict is in."""
     return decision.outcome in ("superior", "non-inferior", "inferior")
@@ -315,7 +393,7 @@ def by_variant(decisions: Decisions | None) -> dict[str, VariantDecision]:
 
 def worded(d: VariantDecision, decisions: Decisions) -> str:
     """ "B is non-inferior to A at 0.05 (-0.010, 97.5% interval [-0.040, +0.020])"."""
-    ref, margin = decisions.reference, decisions.margin
+    ref, margin = d.against or decisions.reference, decisions.margin
     at = f" at {margin:g}" if margin is not None else ""
     verdicts = {
         "superior": f"is better than {ref}",

@@ -8,25 +8,23 @@ resumed run replays the finished rounds from the store (no call is made twice) a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 from assay.analysis.compare import PrimaryValues, decision_inputs
-from assay.analysis.decisions import by_variant, decide_all, per_sample, seeded_order, settled
-from assay.analysis.summary import SUMMARY_DETAILS, VariantTally
+from assay.analysis.decisions import (
+    per_sample,
+    prefix_decisions,
+    round_ends,
+    seeded_order,
+    still_open,
+)
+from assay.analysis.summary import SUMMARY_DETAILS
 from assay.benchmark.plan import RunPlan
 from assay.evaluation.execute import ExecutionOutcome, RunContext, execute
 from assay.evaluation.items import WorkItem
 from assay.records import Sample
 
-ROUNDS = 20  # looks at the data over a full run; a confidence sequence allows any number
-MIN_ROUND = 10  # samples per round at least, so a round keeps the concurrency busy
-
-
-def round_ends(n_samples: int) -> list[int]:
-    """Where each round ends, in samples of the seeded order."""
-    size = max(MIN_ROUND, math.ceil(n_samples / ROUNDS))
-    return [*range(size, n_samples, size), n_samples] if n_samples else []
+__all__ = ["execute_adaptive", "open_after_round", "round_ends"]
 
 
 async def execute_adaptive(
@@ -42,7 +40,7 @@ async def execute_adaptive(
         if outcome.stopped_reason is not None:
             total.stopped_reason, total.fatal = outcome.stopped_reason, outcome.fatal
             return total
-        active = still_open(plan, ctx, {s.id for s in order[:end]}, active)
+        active = open_after_round(plan, ctx, {s.id for s in order[:end]}, active)
         start = end
         if len(active) <= 1:
             break
@@ -63,26 +61,16 @@ def _round_items(plan: RunPlan, samples: Sequence[Sample], active: list[str]) ->
                 yield WorkItem(variant, sample, repeat, plan.request(variant, sample, repeat))
 
 
-def still_open(plan: RunPlan, ctx: RunContext, seen: set[str], active: list[str]) -> list[str]:
-    """The variants that still need samples after a round: the reference and the unsettled."""
-    tallies = {key: VariantTally() for key in active}
+def open_after_round(
+    plan: RunPlan, ctx: RunContext, seen: set[str], active: list[str]
+) -> list[str]:
+    """The variants that still need samples after a round: the reference and the unsettled,
+    decided on the samples seen so far by the rule the report replays."""
     values = PrimaryValues(plan.primary_metric)
     for row in ctx.store.result_rows(ctx.run_id, detail_keys=SUMMARY_DETAILS):
-        if row.sample_id in seen:
+        if row.sample_id in seen and row.variant in active:
             values.add(row)
-            if row.variant in tallies:
-                tallies[row.variant].add(row)
     samples = {key: per_sample(values.of(key)) for key in active}
-    summaries = [
-        tallies[key].summary(key, "", plan.primary_metric, plan.config.seed) for key in active
-    ]
     setup = plan.decision_setup()
-    decisions = decide_all(samples, setup.config, decision_inputs(summaries, samples, setup))
-    if decisions is None:
-        return active
-    verdicts = by_variant(decisions)
-    return [
-        key
-        for key in active
-        if key == decisions.reference or key not in verdicts or not settled(verdicts[key])
-    ]
+    inputs = decision_inputs([], samples, setup)
+    return still_open(prefix_decisions(samples, seen, setup.config, inputs), active)

@@ -98,6 +98,7 @@ class ModelOptions:
     base_url: list[str] = typer.Option(
         [],
         "--base-url",
+        metavar="URL",
         help="OpenAI-compatible URL for the -m models; repeat it for replicas of one model "
         "(calls go to the least busy; one that fails to connect is taken out for a while).",
     )
@@ -247,6 +248,7 @@ class EngineOptions:
     concurrency: str | None = typer.Option(
         None,
         "--concurrency",
+        metavar="N|auto[:N]",
         callback=_concurrency,
         help=f"Requests in flight at once (default {DEFAULT_CONCURRENCY}), or auto: start at 4 "
         "and find what each endpoint takes, backing off on 429s (auto:N caps it at N, default "
