@@ -397,3 +397,42 @@ def test_a_variant_stopped_against_a_rounds_best_keeps_that_verdict(tmp_path: Pa
     for d in moved:
         assert d.against != report.decisions.reference
         assert f"{d.variant} is {d.outcome} to {d.against}" in report.recommendation
+
+
+def test_margin_and_baseline_from_the_models_config_and_flags_win(
+    tmp_path: Path, zoo_prices: Path
+) -> None:
+    with ScriptedServer(LabelZoo()) as srv:
+        config = tmp_path / "models.yaml"
+        config.write_text(
+            "margin: 0.2\nbaseline: acc50\nmodels:\n"
+            + "".join(
+                f"  - {{spec: compat/{m}, label: {m}, base_url: '{srv.base_url}'}}\n"
+                for m in ("acc90", "acc50")
+            )
+        )
+        common = ["run", SENTIMENT, PROMPT, "--config", str(config), "--metric", "label",
+                  "--limit", "40", "--prices", str(zoo_prices), "--json"]  # fmt: skip
+        env = {"ASSAY_STORE": str(tmp_path / "store")}
+        from_file = json.loads(assay(*common, env=env).stdout)["decisions"]
+        flagged = json.loads(assay(*common, "--margin", "0.01", env=env).stdout)["decisions"]
+    assert (from_file["margin"], from_file["reference"]) == (0.2, "acc50")
+    assert (flagged["margin"], flagged["reference"]) == (0.01, "acc50")
+
+
+def test_adaptive_with_repeats_compares_samples_not_repeats(
+    tmp_path: Path, zoo_prices: Path
+) -> None:
+    with ScriptedServer(LabelZoo()) as srv:
+        proc = assay(
+            *_run_args(SENTIMENT, PROMPT, srv.base_url, zoo_prices, "--margin", "0.05",
+                       "--adaptive", "--repeats", "2", "--limit", "60", "--temperature", "0.7"),
+            env={"ASSAY_STORE": str(tmp_path / "store")},
+        )  # fmt: skip
+        calls = Counter(request.model for request in srv.requests)
+    assert proc.returncode == 0, proc.stderr
+    decisions = json.loads(proc.stdout)["decisions"]
+    for d in decisions["variants"]:
+        if d["comparison"] is not None:
+            assert d["comparison"]["n"] == d["samples"] <= 60  # samples, each of 2 repeats
+        assert calls[d["variant"].removeprefix("compat/")] == 2 * d["samples"]

@@ -344,10 +344,16 @@ class DecisionOptions:
         "(needs --margin).",
     )
 
-    def config(self) -> DecisionConfig:
+    def config(self, models_config: Path | None = None) -> DecisionConfig:
+        """The flags, over the ``margin``/``baseline``/``adaptive`` keys of a models config."""
         from assay.analysis.decisions import DecisionConfig
+        from assay.providers.config_file import load_decision_keys
 
-        return DecisionConfig(margin=self.margin, baseline=self.baseline, adaptive=self.adaptive)
+        given = {"margin": self.margin, "baseline": self.baseline, "adaptive": self.adaptive}
+        from_file = load_decision_keys(models_config) if models_config is not None else {}
+        return DecisionConfig.model_validate(
+            {**from_file, **{k: v for k, v in given.items() if v not in (None, False)}}
+        )
 
 
 @dataclass

@@ -249,7 +249,7 @@ def _config(flags: RunFlags) -> RunConfig:
         seed=flags.generation.seed,
         limit=args.limit,
         gpu_cost_per_hour=args.gpu_cost_per_hour,
-        decision=flags.decision.config(),
+        decision=flags.decision.config(flags.models.config),
         pipeline=flags.pipeline.pipeline,
     )
 

@@ -38,6 +38,18 @@ def load_models_config(path: str | Path) -> list[ModelConfig]:
     return [_entry(p, i, raw) for i, raw in enumerate(entries, start=1)]
 
 
+DECISION_KEYS = ("margin", "baseline", "adaptive")
+
+
+def load_decision_keys(path: str | Path) -> dict[str, Any]:
+    """The decision settings a models config may carry beside its models (``margin: 0.05``,
+    ``baseline: LABEL``, ``adaptive: true``); the flags of the same name win over them."""
+    data = _parse(Path(path))
+    if not isinstance(data, dict):
+        return {}
+    return {key: data[key] for key in DECISION_KEYS if key in data}
+
+
 MAX_CONFIG_BYTES = 1 << 20  # a models config is a few lines; a bigger file is a wrong path
 
 
