@@ -33,7 +33,7 @@ from assay.providers.specs import resolve_model
 from assay.scoring.sequential import confidence_sequence
 from assay.scoring.stats import Aggregate, paired_compare
 from assay.store.runstore import RunStore
-from assay.testing import ScriptedServer
+from assay.testing import Action, ChatRequest, ScriptedServer, error
 from assay.ui import make_server
 from tests.run_helpers import LabelZoo, assay, write_prices
 from tests.test_crash_resume import Killer, start_and_kill
@@ -436,3 +436,44 @@ def test_adaptive_with_repeats_compares_samples_not_repeats(
         if d["comparison"] is not None:
             assert d["comparison"]["n"] == d["samples"] <= 60  # samples, each of 2 repeats
         assert calls[d["variant"].removeprefix("compat/")] == 2 * d["samples"]
+
+
+@pytest.mark.parametrize(("model", "failing"), [("acc75", 1), ("acc88", 25)])
+def test_unscored_samples_do_not_move_a_variants_stopping_point(
+    tmp_path: Path, model: str, failing: int
+) -> None:
+    """Rounds count samples run, scored or not: a variant whose first samples failed is
+    stopped (or not) where the executor stopped it, and says so."""
+    from perf.decisions import FOUR, ITEM, LabelModel, _truth, engine_case, label_of
+
+    labels = tuple(f"compat/{label_of(a)}" for a in FOUR)
+    case = engine_case(6, 500, tmp_path, labels)
+    bad = {int(sid) - 1 for sid in case.order[:failing]}
+    inner = LabelModel(6, _truth(500))
+
+    def handler(request: ChatRequest) -> Action:
+        found = ITEM.search(request.last_user_text)
+        if request.model == model and found and int(found.group(1)) in bad:
+            return error(400, "scripted bad request")
+        return inner(request)
+
+    with ScriptedServer(handler) as srv:
+        report = api.run(
+            RunConfig(
+                data=str(case.data),
+                prompts=[str(case.prompt)],
+                models=[resolve_model(label, base_url=srv.base_url) for label in labels],
+                scoring=ScoringConfig(metrics=["label"]),
+                seed=6,
+                decision=DecisionConfig(margin=0.05, adaptive=True),
+            ),
+            store=tmp_path / "store",
+            prices=case.prices,
+        )
+        calls = Counter(f"compat/{r.model}" for r in srv.requests)
+    assert report.decisions is not None
+    for d in report.decisions.variants:
+        assert d.samples == calls[d.variant]  # what was run, scored or not
+        assert d.stopped_early == (calls[d.variant] < 500)
+        if d.stopped_early:
+            assert d.outcome in ("inferior", "non-inferior", "superior")

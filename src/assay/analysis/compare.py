@@ -109,14 +109,15 @@ def decide(
     setup: DecisionSetup = DecisionSetup(),
 ) -> Decision:
     samples = {variant: per_sample(v) for variant, v in values.items()}
+    attempted = {variant: frozenset(s for s, _ in v) for variant, v in values.items()}
 
     def mean(s: VariantSummary) -> float | None:
         return s.score.mean if s.score else None
 
-    inputs = decision_inputs(summaries, samples, setup)
+    inputs = decision_inputs(summaries, samples, setup, attempted)
     decisions = decide_all(samples, setup.config, inputs)
     if decisions is not None and setup.config.adaptive:
-        decisions = with_stopping_verdicts(decisions, samples, inputs, setup.config)
+        decisions = with_stopping_verdicts(decisions, samples, attempted, inputs, setup.config)
         decisions.adaptive = adaptive_spend(summaries, setup)
     return Decision(
         pairs=compare_pairs(samples, setup),
@@ -128,17 +129,25 @@ def decide(
 
 
 def decision_inputs(
-    summaries: Sequence[VariantSummary], samples: Mapping[str, SampleValues], setup: DecisionSetup
+    summaries: Sequence[VariantSummary],
+    samples: Mapping[str, SampleValues],
+    setup: DecisionSetup,
+    attempted: Mapping[str, frozenset[str]] | None = None,
 ) -> DecisionInputs:
-    most = max((len(v) for v in samples.values()), default=0)
+    """``attempted``: the samples each variant was run on, scored or not (default: scored)."""
+    runs = {v: len(ids) for v, ids in (attempted or {}).items()} or {
+        v: len(s) for v, s in samples.items()
+    }
+    most = max(runs.values(), default=0)
     ends = set(round_ends(setup.n_samples)) if setup.config.adaptive else set()
-    stopped = {v for v, s in samples.items() if len(s) < most and len(s) in ends}
+    stopped = {v for v, n in runs.items() if n < most and n in ends}
     return DecisionInputs(
         means={s.variant: s.score.mean if s.score else None for s in summaries},
         cost_per_sample_usd={s.variant: _cost_per_sample(s, setup.repeats) for s in summaries},
         calls_per_sample=setup.repeats,
         samples_left=max(setup.n_samples - most, 0),
         stopped_early=frozenset(stopped),
+        attempted=runs,
         horizon=max(setup.n_samples, 1),
         seed=setup.seed,
         n_variants=setup.n_variants or len(summaries) or None,

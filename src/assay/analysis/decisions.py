@@ -228,6 +228,7 @@ class DecisionInputs(BaseModel):
     calls_per_sample: int  # task calls one sample costs one variant (its repeats)
     samples_left: int  # rows of the dataset not yet used by the variants compared
     stopped_early: frozenset[str] = frozenset()
+    attempted: dict[str, int] = Field(default_factory=dict)  # samples run, scored or not
     horizon: int = 1
     seed: int = 0
     n_variants: int | None = None  # the run's variants (the correction's k counts them all)
@@ -264,7 +265,7 @@ def _variant_decision(
     inputs: DecisionInputs,
     alpha: float,
 ) -> VariantDecision:
-    samples = len(values[variant])
+    samples = inputs.attempted.get(variant, len(values[variant]))
     stopped = variant in inputs.stopped_early
     if variant == reference:
         return VariantDecision(variant=variant, outcome="reference", samples=samples)
@@ -348,14 +349,16 @@ def still_open(decisions: Decisions | None, active: list[str]) -> list[str]:
 def with_stopping_verdicts(
     decisions: Decisions,
     values: Mapping[str, SampleValues],
+    attempted: Mapping[str, frozenset[str]],
     inputs: DecisionInputs,
     config: DecisionConfig,
 ) -> Decisions:
     """An adaptive run's report: a variant stopped early keeps the verdict that stopped it
-    (replayed from the round it was stopped in), not one against a later reference."""
-    order = seeded_order(set().union(*values.values()), inputs.seed)
+    (replayed from the round it was stopped in), not one against a later reference. Rounds
+    are counted in samples run (``attempted``), scored or not, as the executor counts them."""
+    order = seeded_order(frozenset().union(*attempted.values()), inputs.seed)
     rows = [
-        _verdict_at_stop(d, values, order, inputs, config, decisions.reference)
+        _verdict_at_stop(d, values, attempted, order, (inputs, config), decisions.reference)
         if d.stopped_early
         else d
         for d in decisions.variants
@@ -366,12 +369,13 @@ def with_stopping_verdicts(
 def _verdict_at_stop(
     d: VariantDecision,
     values: Mapping[str, SampleValues],
+    attempted: Mapping[str, frozenset[str]],
     order: list[str],
-    inputs: DecisionInputs,
-    config: DecisionConfig,
+    rule: tuple[DecisionInputs, DecisionConfig],
     reference: str,
 ) -> VariantDecision:
-    active = {v: s for v, s in values.items() if len(s) >= d.samples}
+    inputs, config = rule
+    active = {v: s for v, s in values.items() if len(attempted.get(v, ())) >= d.samples}
     at_stop = prefix_decisions(active, set(order[: d.samples]), config, inputs)
     verdict = by_variant(at_stop).get(d.variant)
     if at_stop is None or verdict is None:
