@@ -11,17 +11,22 @@ model whose marginal mean is the stated accuracy), so variants are correlated as
 Margin 0.05, alpha 0.05, the reference the best variant or ``--baseline acc90``.
 
 Part A (statistics). Each repetition is decided by the product's code. The adaptive run replays
-``benchmark.adaptive`` (``round_ends``; each round the reference and verdicts of the active
-variants, the settled ones dropped) and then its report (every variant against the final
-reference). The baseline, in the same run: the full run, ``decide_all`` on every item with the
-fixed-n test. "Peeking" is the fixed-n test used as the adaptive stopping rule (edge only).
-Errors: a non-inferior claim when the true difference is <= -margin, an inferior claim when it
-is >= -margin, a superior claim when it is <= 0. Each repetition's run seed is 0.
+``benchmark.adaptive`` (``round_ends``; each round the verdicts of the active variants, and
+``still_open`` keeps the reference and the unsettled) and then its report: the final verdicts of
+the variants that ran to the end, and for a variant stopped early the verdict that stopped it,
+against that round's reference (``with_stopping_verdicts``). A claim is judged against the
+reference it names. The baseline, in the same run: the full run, ``decide_all`` on every item
+with the fixed-n test. "Peeking" is the fixed-n test used as the adaptive stopping rule (edge
+only). Errors: a non-inferior claim when the true difference is <= -margin, an inferior claim
+when it is >= -margin, a superior claim when it is <= 0. Each repetition's run seed is 0.
 Two shortcuts keep it within minutes, each checked against the unshortened product code in the
 same run (a mismatch fails the benchmark):
 - the adaptive verdicts call ``confidence_sequence`` and ``outcome_of`` (what
-  ``compare_sequential`` calls) without the anytime p-value no verdict uses; the first
-  ``--check-reps`` repetitions are also replayed through ``decide_all`` and must agree exactly;
+  ``compare_sequential`` calls) without the anytime p-value no verdict uses, and the report
+  takes a stopped variant's verdict from the round that stopped it; the first ``--check-reps``
+  repetitions are also run as the product runs them (``prefix_decisions`` and ``still_open``
+  each round, the report by ``decide``) and must agree exactly: stopping points, every round's
+  verdicts, the report's verdicts, references, intervals and recommendation;
 - the fixed-n test's 10,000 sign flips are drawn once per (n, seed), equal to the product's
   draws (checked), and multiplied in one batch; the first two repetitions are also decided
   without the batch.
@@ -29,14 +34,16 @@ same run (a mismatch fails the benchmark):
 Part B (the real engine). ``assay.api.run`` against the scripted OpenAI-compatible server on a
 generated label dataset, adaptive and full, per seed. The server answers right or wrong by
 ``right_answer`` (a hash of seed, model and item), which also gives Part B's simulation its
-scores: the engine's calls, stopping points, verdicts and recommendation must equal those of
-the same replay on the same per-item scores.
+scores: the engine's calls, stopping points, verdicts (with the reference each names),
+intervals and recommendation must equal those of the product's rounds and report on the same
+per-item scores, and the shortened replay must give the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -56,22 +63,24 @@ from numpy.typing import NDArray
 from scipy import special, stats
 
 from assay import api
-from assay.analysis.compare import recommend
+from assay.analysis.compare import Decision, DecisionSetup, decide, decision_inputs, recommend
 from assay.analysis.decisions import (
     DecisionConfig,
     DecisionInputs,
     Decisions,
     Outcome,
+    SampleValues,
     VariantDecision,
     decide_all,
     number_of_comparisons,
     outcome_of,
+    prefix_decisions,
     reference_of,
+    round_ends,
     seeded_order,
-    settled,
+    still_open,
 )
 from assay.analysis.summary import VariantSummary
-from assay.benchmark.adaptive import round_ends
 from assay.benchmark.config import RunConfig
 from assay.data import load_dataset
 from assay.engine.engine import EngineConfig
@@ -205,6 +214,11 @@ class Verdicts:
     reference: int
     outcomes: dict[int, Outcome]  # variant index -> verdict, for the variants compared
     bounds: dict[int, tuple[float | None, float | None]]
+    against: dict[int, int] = field(default_factory=dict)  # judged against another reference
+
+    def reference_for(self, v: int) -> int:
+        """The variant ``v``'s claim was made against (a stopped variant: its round's best)."""
+        return self.against.get(v, self.reference)
 
 
 Rule = Callable[[Sequence[int], Sequence[int]], Verdicts]  # (samples seen, variants compared)
@@ -288,41 +302,141 @@ def verdicts_of(decisions: Decisions, labels: Sequence[str]) -> Verdicts:
         for d in decisions.variants
         if d.comparison is not None
     }
-    return Verdicts(index[decisions.reference], outcomes, bounds)
+    against = {index[d.variant]: index[d.against] for d in decisions.variants if d.against}
+    return Verdicts(index[decisions.reference], outcomes, bounds, against)
+
+
+def as_decisions(verdicts: Verdicts, setting: Setting, seen: Sequence[int]) -> Decisions:
+    """The verdicts as the product's ``Decisions`` (outcomes, references and sample counts)."""
+    labels = setting.labels
+    rows = [
+        VariantDecision(
+            variant=labels[v], outcome=outcome, samples=seen[v],
+            against=labels[verdicts.against[v]] if v in verdicts.against else None,
+        )
+        for v, outcome in verdicts.outcomes.items()
+    ]  # fmt: skip
+    return Decisions(
+        reference=labels[verdicts.reference], baseline=setting.baseline is not None,
+        margin=MARGIN, alpha=ALPHA, comparisons=setting.k, method="-", variants=rows,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Replay:
     seen: tuple[int, ...]  # samples each variant was scored on
-    at_stop: dict[int, Outcome]  # the verdict that dropped a variant
-    final: Verdicts  # the run's report: every variant against the final reference
-    looks: tuple[Verdicts, ...]
+    final: Verdicts  # the run's report: a stopped variant keeps the verdict that stopped it
+    looks: tuple[Verdicts, ...]  # each round's verdicts on the active variants
 
 
-def replay(rule: Rule, n: int, n_variants: int) -> Replay:
-    """``execute_adaptive``: each round scores the active variants on the next samples of the
-    seeded order, then drops the settled ones; the reference always stays."""
+def replay(rule: Rule, setting: Setting) -> Replay:
+    """``execute_adaptive``, then its report: each round scores the active variants on the next
+    samples of the seeded order and ``still_open`` keeps the reference and the unsettled."""
+    n_variants = len(setting.labels)
     seen, active = [0] * n_variants, list(range(n_variants))
     looks: list[Verdicts] = []
-    at_stop: dict[int, Outcome] = {}
-    for end in round_ends(n):
+    stopped_by: dict[int, Verdicts] = {}  # variant -> the round's verdicts that stopped it
+    for end in round_ends(setting.n):
         for v in active:
             seen[v] = end
-        verdicts = rule(seen, active)
-        looks.append(verdicts)
-        still = [v for v in active if v == verdicts.reference or not _settled(verdicts, v)]
-        at_stop.update({v: verdicts.outcomes[v] for v in active if v not in still})
+        look = rule(seen, active)
+        looks.append(look)
+        still = open_variants(look, active, setting, seen)
+        stopped_by.update({v: look for v in active if v not in still})
         active = still
         if len(active) <= 1:
             break
-    final = rule(seen, range(n_variants))
-    return Replay(tuple(seen), at_stop, final, tuple(looks))
+    final = stopping_verdicts(rule(seen, range(n_variants)), stopped_by, seen)
+    return Replay(tuple(seen), final, tuple(looks))
 
 
-def _settled(verdicts: Verdicts, v: int) -> bool:
-    return v in verdicts.outcomes and settled(
-        VariantDecision(variant=str(v), outcome=verdicts.outcomes[v])
-    )
+def open_variants(
+    look: Verdicts, active: Sequence[int], setting: Setting, seen: Sequence[int]
+) -> list[int]:
+    """The product's ``still_open`` on a round's verdicts."""
+    labels = setting.labels
+    still = still_open(as_decisions(look, setting, seen), [labels[v] for v in active])
+    return [labels.index(label) for label in still]
+
+
+def stopping_verdicts(
+    report: Verdicts, stopped_by: dict[int, Verdicts], seen: Sequence[int]
+) -> Verdicts:
+    """``with_stopping_verdicts`` from the rounds already decided: a variant stopped before the
+    run's last round (and not the report's reference) keeps the verdict of the round that
+    stopped it, against that round's reference."""
+    early = {
+        v: look for v, look in stopped_by.items() if seen[v] < max(seen) and v != report.reference
+    }
+    outcomes = {**report.outcomes, **{v: look.outcomes[v] for v, look in early.items()}}
+    bounds = {**report.bounds, **{v: look.bounds[v] for v, look in early.items()}}
+    against = {v: look.reference for v, look in early.items() if look.reference != report.reference}
+    return Verdicts(report.reference, outcomes, bounds, against)
+
+
+def product_replay(
+    scores: Floats, setting: Setting, order: Sequence[str]
+) -> tuple[Replay, Decision]:
+    """The product's own adaptive run on these scores: each round as ``open_after_round``
+    decides it (``prefix_decisions``, ``still_open``), then the report as ``analyse`` makes
+    it (``decide``, which keeps each stopped variant's verdict: ``with_stopping_verdicts``)."""
+    labels, setup = setting.labels, product_setup(setting, adaptive=True)
+    values = {
+        label: dict(zip(order, scores[v].tolist(), strict=True)) for v, label in enumerate(labels)
+    }
+    seen, active = [0] * len(labels), list(labels)
+    looks: list[Verdicts] = []
+    for end in round_ends(setting.n):
+        for label in active:
+            seen[labels.index(label)] = end
+        prefix = set(order[:end])
+        samples = {label: _cut(values[label], prefix) for label in active}
+        decisions = prefix_decisions(
+            samples, prefix, setup.config, decision_inputs([], samples, setup)
+        )
+        assert decisions is not None
+        looks.append(verdicts_of(decisions, labels))
+        active = still_open(decisions, active)
+        if len(active) <= 1:
+            break
+    report = product_report(scores, setting, order, seen, adaptive=True)
+    assert report.decisions is not None
+    return Replay(tuple(seen), verdicts_of(report.decisions, labels), tuple(looks)), report
+
+
+def _cut(values: SampleValues, prefix: set[str]) -> SampleValues:
+    return {k: x for k, x in values.items() if k in prefix}
+
+
+def product_setup(setting: Setting, adaptive: bool) -> DecisionSetup:
+    return DecisionSetup(
+        config=setting.config(adaptive), seed=setting.seed, n_samples=setting.n, repeats=1,
+        n_variants=len(setting.labels),
+    )  # fmt: skip
+
+
+def product_report(
+    scores: Floats, setting: Setting, order: Sequence[str], seen: Sequence[int], adaptive: bool
+) -> Decision:
+    """``analyse``'s comparison of a run whose variants were scored on the first ``seen[v]``
+    samples of the seeded order (one repeat each)."""
+    labels = setting.labels
+    values = {
+        label: {
+            (sample, 0): float(x)
+            for sample, x in zip(order[: seen[v]], scores[v, : seen[v]], strict=True)
+        }
+        for v, label in enumerate(labels)
+    }
+    means = means_of(scores, seen, range(len(labels)), labels)
+    summaries = [_summary(label, means[label] or 0.0, seen[v]) for v, label in enumerate(labels)]
+    setup = dataclasses.replace(product_setup(setting, adaptive), n_variants=None)  # as stored
+    return decide(summaries, values, setup)
+
+
+def recommended_in(decision: Decision) -> str:
+    """The variant a recommendation names ("Recommended: X, shown ..." or "... X (the ...")."""
+    return decision.recommendation.split()[1].rstrip(",.")
 
 
 # --------------------------------------------------------------------------- fixed-n sign flips
@@ -424,11 +538,12 @@ def prefetch_full_runs(cache: FlipCache, data: Floats, setting: Setting, order: 
 
 
 def wrong_claims(final: Verdicts, accuracies: Sequence[float]) -> set[str]:
-    """The claims the true accuracies contradict (the margin's edge counts against a claim)."""
-    ref, eps = accuracies[final.reference], 1e-9
+    """The claims the true accuracies contradict, each against the reference it names (the
+    margin's edge counts against a claim)."""
+    eps = 1e-9
     wrong: set[str] = set()
     for v, outcome in final.outcomes.items():
-        diff = accuracies[v] - ref
+        diff = accuracies[v] - accuracies[final.reference_for(v)]
         holds = {
             "non-inferior": diff > -MARGIN + eps,
             "inferior": diff < -MARGIN - eps,
@@ -444,13 +559,7 @@ def recommended(final: Verdicts, seen: Sequence[int], scores: Floats, setting: S
     labels = setting.labels
     means = means_of(scores, seen, range(len(labels)), labels)
     summaries = [_summary(label, means[label] or 0.0, seen[i]) for i, label in enumerate(labels)]
-    decisions = Decisions(
-        reference=labels[final.reference], baseline=setting.baseline is not None, margin=MARGIN,
-        alpha=ALPHA, comparisons=setting.k, method="-",
-        variants=[VariantDecision(variant=labels[v], outcome=o, samples=seen[v])
-                  for v, o in final.outcomes.items()],
-    )  # fmt: skip
-    return recommend(summaries, decisions).split()[1].rstrip(",.")
+    return recommend(summaries, as_decisions(final, setting, seen)).split()[1].rstrip(",.")
 
 
 def _summary(label: str, mean: float, n: int) -> VariantSummary:
@@ -497,7 +606,8 @@ class ScenarioResult:
     stops: list[tuple[int, ...]] = field(default_factory=list)
     same_recommendation: int = 0
     recommends: dict[str, Counter[str]] = field(default_factory=dict)
-    changed_after_stop: int = 0
+    stopped_against_other: int = 0  # runs reporting a variant against a round's best, not the final
+    reference_stopped: int = 0  # runs whose final reference is a variant stopped early
     checked: int = 0
     mismatches: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -524,7 +634,7 @@ def run_scenario(sc: Scenario, cache: FlipCache, check_reps: int) -> ScenarioRes
             if r < 2:
                 _check_batched(result, scores, setting, order)
             if r < sc.peek_reps:
-                peek = replay(product_rule(scores, setting, order, False), sc.n, len(sc.labels))
+                peek = replay(product_rule(scores, setting, order, False), setting)
                 result.tallies["peeking"].add(wrong_claims(peek.final, sc.accuracies))
     cache.clear()
     result.seconds = time.perf_counter() - start
@@ -535,12 +645,10 @@ def _one_repetition(
     result: ScenarioResult, scores: Floats, setting: Setting, order: list[str], check: bool
 ) -> None:
     sc, n, labels = result.scenario, setting.n, setting.labels
-    adaptive = replay(sequential_rule(scores, setting), n, len(labels))
+    adaptive = replay(sequential_rule(scores, setting), setting)
+    pick = recommended(adaptive.final, adaptive.seen, scores, setting)
     if check:
-        result.checked += 1
-        same = replay(product_rule(scores, setting, order, True), n, len(labels))
-        if same != adaptive:
-            result.mismatches.append(f"{sc.name}: the adaptive replay differs from decide_all's")
+        _check_replay(result, adaptive, pick, scores, setting, order)
     full = product_rule(scores, setting, order, False)([n] * len(labels), range(len(labels)))
     result.tallies["adaptive"].add(wrong_claims(adaptive.final, sc.accuracies))
     result.tallies["full"].add(wrong_claims(full, sc.accuracies))
@@ -549,16 +657,29 @@ def _one_repetition(
     result.calls_ratio.append(calls / full_calls)
     result.dollars_ratio.append(dollars / full_dollars)
     result.stops.append(adaptive.seen)
-    picks = (
-        recommended(adaptive.final, adaptive.seen, scores, setting),
-        recommended(full, [n] * len(labels), scores, setting),
-    )
+    picks = (pick, recommended(full, [n] * len(labels), scores, setting))
     result.recommends["adaptive"][picks[0]] += 1
     result.recommends["full"][picks[1]] += 1
     result.same_recommendation += picks[0] == picks[1]
-    result.changed_after_stop += any(
-        adaptive.final.outcomes[v] != o for v, o in adaptive.at_stop.items()
-    )
+    result.stopped_against_other += bool(adaptive.final.against)
+    result.reference_stopped += adaptive.seen[adaptive.final.reference] < max(adaptive.seen)
+
+
+def _check_replay(
+    result: ScenarioResult,
+    fast: Replay,
+    pick: str,
+    scores: Floats,
+    setting: Setting,
+    order: list[str],
+) -> None:
+    """The shortened replay equals the product's own rounds and report on the same scores."""
+    result.checked += 1
+    same, report = product_replay(scores, setting, order)
+    if same != fast or recommended_in(report) != pick:
+        result.mismatches.append(
+            f"{result.scenario.name}: the adaptive replay differs from the product's"
+        )
 
 
 def _check_batched(
@@ -575,7 +696,10 @@ def _check_batched(
 
 
 def _close(a: Verdicts, b: Verdicts) -> bool:
-    if (a.reference, a.outcomes) != (b.reference, b.outcomes) or a.bounds.keys() != b.bounds.keys():
+    """The same verdicts against the same references, the intervals equal within 1e-9."""
+    if (a.reference, a.outcomes, a.against) != (b.reference, b.outcomes, b.against):
+        return False
+    if a.bounds.keys() != b.bounds.keys():
         return False
     pairs = [(x, y) for v in a.bounds for x, y in zip(a.bounds[v], b.bounds[v], strict=True)]
     return all(x == y or (x is not None and y is not None and abs(x - y) < 1e-9) for x, y in pairs)
@@ -644,14 +768,15 @@ def spend_rows(results: Sequence[ScenarioResult]) -> list[list[str]]:
             f"{1 - np.mean(r.calls_ratio):.0%}", f"{np.mean(r.dollars_ratio):.1%}",
             ", ".join(f"{label} {m:,.0f}" for label, m in zip(labels, medians, strict=True)),
             format_rate(r.same_recommendation, reps), shares(r.recommends["adaptive"]),
-            shares(r.recommends["full"]), format_rate(r.changed_after_stop, reps),
+            shares(r.recommends["full"]), format_rate(r.stopped_against_other, reps),
         ])  # fmt: skip
     return rows
 
 
 SPEND_COLUMNS = [
     "scenario", "reps", "calls vs full", "calls saved", "$ vs full", "median samples scored",
-    "same recommendation", "adaptive recommends", "full recommends", "verdict changed after stop",
+    "same recommendation", "adaptive recommends", "full recommends",
+    "a verdict against a round's best",
 ]  # fmt: skip
 
 
@@ -748,6 +873,7 @@ class EngineRow:
     agrees: bool  # calls, samples, verdicts, intervals and recommendation equal the simulation's
     differences: list[str]
     wall_s: float = 0.0
+    against: dict[str, str] = field(default_factory=dict)  # a verdict against a round's best
 
 
 def run_engine(
@@ -774,6 +900,7 @@ def run_engine(
         spent.cost_usd if spent else report.total_cost_usd,
         spent.full_cost_usd if spent else report.total_cost_usd, False, [], wall_s,
     )  # fmt: skip
+    row.against = {d.variant: d.against for d in report.decisions.variants if d.against}
     row.differences = differences(row, report.decisions, simulate_case(case, baseline, adaptive))
     if spent is not None and spent.calls != sum(calls.values()):
         row.differences.append("calls in the report")
@@ -786,29 +913,31 @@ class Simulated:
     seen: tuple[int, ...]
     final: Verdicts
     recommends: str
+    fast_agrees: bool = True  # the shortened replay (Part A's) gives the same run
 
 
 def simulate_case(case: EngineCase, baseline: str | None, adaptive: bool) -> Simulated:
+    """The product's rounds and report on the scores the server's answers earn."""
     n, labels = len(case.order), case.labels
     setting = Setting(labels, n, baseline, seed=case.seed)
-    if adaptive:
-        run = replay(product_rule(case.scores, setting, case.order, True), n, len(labels))
-        seen, final = run.seen, run.final
-    else:
+    if not adaptive:
         seen = (n,) * len(labels)
-        final = product_rule(case.scores, setting, case.order, False)(seen, range(len(labels)))
-    return Simulated(seen, final, recommended(final, seen, case.scores, setting))
+        report = product_report(case.scores, setting, case.order, seen, adaptive=False)
+        assert report.decisions is not None
+        return Simulated(seen, verdicts_of(report.decisions, labels), recommended_in(report))
+    run, report = product_replay(case.scores, setting, case.order)
+    fast = replay(sequential_rule(case.scores, setting), setting)
+    return Simulated(run.seen, run.final, recommended_in(report), fast == run)
 
 
 def differences(row: EngineRow, decisions: Decisions, sim: Simulated) -> list[str]:
     labels = list(row.calls)
-    expected = Verdicts(sim.final.reference, sim.final.outcomes, sim.final.bounds)
-    got = verdicts_of(decisions, labels)
     checks = {
         "calls": [row.calls[label] for label in labels] == list(sim.seen),
         "samples": [row.samples[label] for label in labels] == list(sim.seen),
-        "verdicts": _close(got, expected),
+        "verdicts": _close(verdicts_of(decisions, labels), sim.final),
         "recommendation": row.recommends == sim.recommends,
+        "fast replay": sim.fast_agrees,
     }
     return [name for name, ok in checks.items() if not ok]
 
@@ -852,11 +981,16 @@ def engine_table_rows(rows: Sequence[EngineRow]) -> list[list[str]]:
             "adaptive" if r.adaptive else "full (baseline)", f"{sum(r.calls.values()):,}",
             "-" if r.cost_usd is None else f"{r.cost_usd:.4f}", versus,
             "/".join(str(r.samples[label]) for label in r.calls),
-            "/".join(SHORT[r.outcomes[label]] for label in r.calls),
+            "/".join(_short_verdict(r, label) for label in r.calls),
             r.recommends.split("/")[1], f"{r.wall_s:.1f}",
             "yes" if r.agrees else "NO: " + ", ".join(r.differences),
         ])  # fmt: skip
     return out
+
+
+def _short_verdict(row: EngineRow, label: str) -> str:
+    against = row.against.get(label)
+    return SHORT[row.outcomes[label]] + (f" vs {against.split('/')[1]}" if against else "")
 
 
 ENGINE_COLUMNS = [
@@ -922,10 +1056,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     mismatches = [m for r in results for m in r.mismatches]
     checked = sum(r.checked for r in results)
     print(
-        f"\nChecks: adaptive replay == decide_all on {checked} repetitions, batched sign flips "
-        f"== the product's on {2 * len(results)} ({cache.hits:,} flips prefetched, "
-        f"{cache.misses:,} computed); engine == simulation in "
-        f"{sum(r.agrees for r in engine)} of {len(engine)} runs."
+        f"\nChecks: adaptive replay == the product's rounds and report (prefix_decisions, "
+        f"still_open, decide) on {checked} repetitions, batched sign flips == the product's on "
+        f"{2 * len(results)} ({cache.hits:,} flips prefetched, {cache.misses:,} computed); "
+        f"engine == simulation in {sum(r.agrees for r in engine)} of {len(engine)} runs. "
+        f"Final reference a variant stopped early: "
+        f"{sum(r.reference_stopped for r in results)} repetitions."
     )
     for mismatch in mismatches:
         print(f"MISMATCH {mismatch}")
@@ -947,7 +1083,8 @@ def as_json(
             "dollars_ratio": float(np.mean(r.dollars_ratio)),
             "same_recommendation": r.same_recommendation,
             "recommends": {k: dict(v) for k, v in r.recommends.items()},
-            "changed_after_stop": r.changed_after_stop,
+            "stopped_against_other": r.stopped_against_other,
+            "reference_stopped": r.reference_stopped,
             "checked": r.checked,
             "mismatches": r.mismatches,
             "seconds": r.seconds,

@@ -149,9 +149,9 @@ def test_cache_hits_are_counted_and_not_timed_again(tmp_path: Path) -> None:
         second = assay(*args, "--limit", "6")
         third = assay(*args, "--limit", "6", "-o", str(tmp_path / "third.json"))
     assert first.returncode == second.returncode == third.returncode == 0, second.stderr
-    assert "24 calls, 12 from cache" in second.stdout
+    assert "24 responses, 12 from cache" in second.stdout
     assert "(12 cached, latency not re-measured)" in flat(second.stdout)
-    assert "24 calls, 24 from cache" in third.stdout
+    assert "24 responses, 24 from cache" in third.stdout
 
     store = RunStore.open(tmp_path / "store")
     second_id = store.list_runs(3)[1].id

@@ -40,7 +40,7 @@ from tests.run_helpers import LabelZoo, assay, write_prices
 PROMPT = str(demo_path("sentiment_prompt.md"))
 GOOD = f"Classify the sentiment of the movie review. {MAGIC}: positive or negative."
 RUN_ROWS = 20  # x 2 models = 40 calls
-OPT_ROWS = 30
+OPT_ROWS = 48  # val 24 rows (--split below): enough to confirm the good rewrite
 CONCURRENCY = 4
 RUN_SEEDS = range(10)
 OPTIMIZE_SEEDS = range(10)  # 20 seeded kill points, plus the fixed ones below
@@ -292,6 +292,8 @@ def optimize_args(data: Path, base_url: str) -> list[str]:
         "3",
         "--patience",
         "10",
+        "--split",
+        "0.25,0.5,0.25",
         "--concurrency",
         str(CONCURRENCY),
         "--json",

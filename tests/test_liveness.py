@@ -373,16 +373,16 @@ def test_a_full_disk_says_so_and_how_to_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saved = 0
-    save_result = RunStore.save_result
+    save_results = RunStore.save_results  # a run's results are written in group commits
 
     def fill_up(self: RunStore, *args: object, **kwargs: object) -> None:
         nonlocal saved
         if saved == 2:
             raise sqlite3.OperationalError("database or disk is full")
         saved += 1
-        save_result(self, *args, **kwargs)  # type: ignore[arg-type]
+        save_results(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(RunStore, "save_result", fill_up)
+    monkeypatch.setattr(RunStore, "save_results", fill_up)
     data = small_dataset(tmp_path / "d.jsonl", 5)
     with ScriptedServer(LabelZoo()) as srv:
         proc = assay(*run_args(data, tmp_path / "store", srv.base_url))

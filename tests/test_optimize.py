@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,12 +15,21 @@ from pathlib import Path
 import pytest
 
 from assay.data import demo_path, load_dataset
-from assay.data.prompts import load_prompt
+from assay.data.prompts import PromptTemplate, load_prompt
 from assay.optimizer.config import SplitConfig
-from assay.optimizer.split import split_samples
+from assay.optimizer.guards import check_candidate
+from assay.optimizer.split import Split, split_samples
+from assay.records import Sample
 from assay.store.runstore import RunStore
-from assay.testing import ScriptedServer
-from tests.optimize_helpers import MAGIC, OptimizeZoo, optimize_args, proposal, small_dataset
+from assay.testing import Action, ChatRequest, ScriptedServer, reply
+from tests.optimize_helpers import (
+    FLIP,
+    MAGIC,
+    OptimizeZoo,
+    optimize_args,
+    proposal,
+    small_dataset,
+)
 from tests.run_helpers import assay, assay_process
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
@@ -32,7 +43,7 @@ def run_optimize(srv: ScriptedServer, data: Path, *extra: str) -> dict:  # type:
 
 
 def test_good_rewrite_is_accepted_and_the_saved_prompt_is_the_scored_one(tmp_path: Path) -> None:
-    data = small_dataset(tmp_path / "d.jsonl", 80)
+    data = small_dataset(tmp_path / "d.jsonl", 120)  # val 24 rows: enough to confirm the gain
     out = tmp_path / "best.md"
     zoo = OptimizeZoo([proposal(GOOD, think=True)])
     with ScriptedServer(zoo) as srv:
@@ -248,3 +259,188 @@ def test_embedded_model_optimizes_end_to_end_and_keeps_test_unseen(tmp_path: Pat
         "SELECT MAX(created_at) FROM iterations WHERE run_id = ?", (result["run_id"],)
     ).fetchone()[0]
     assert first_test > last_iteration  # no test row was sent before the loop had ended
+
+
+# --- the leak guard on templated data -----------------------------------------------------------
+
+SHARED_TASKS = Path(__file__).resolve().parents[2] / "shared" / "tasks"
+DATE_TEMPLATE = (
+    "Today is {today}. What is the date one week from today in MM/DD/YYYY? "
+    "Options: (A) {a} (B) {b} (C) {c}"
+)
+
+
+def date_rows(n: int) -> list[dict[str, str]]:
+    """Multiple-choice rows that share their question and options text, one date each."""
+    rows = []
+    for i in range(n):
+        month, day, year = 1 + i % 12, 1 + (i * 7) % 20, 2000 + i
+        dates = [f"{month:02d}/{day + k:02d}/{year}" for k in (7, 8, 6)]
+        order = [dates[(i + k) % 3] for k in range(3)]  # the right one moves between options
+        letter = "ABC"[order.index(dates[0])]
+        today = f"{month:02d}/{day:02d}/{year}"
+        text = DATE_TEMPLATE.format(today=today, a=order[0], b=order[1], c=order[2])
+        rows.append({"id": f"d{i}", "input": text, "target": f"({letter})", "date": dates[0]})
+    return rows
+
+
+def templated_split(tmp_path: Path, reference: str = "target") -> Split:
+    path = tmp_path / "dates.jsonl"
+    rows = [{"id": r["id"], "input": r["input"], "ideal": r[reference]} for r in date_rows(60)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return split_samples(load_dataset(path).samples, SplitConfig())
+
+
+def with_demos(prompt: str, demos: list[Sample]) -> PromptTemplate:
+    shown = "\n\n".join(f"Input: {s.input_text()}\nAnswer: {s.reference}" for s in demos)
+    return PromptTemplate.from_text(f"{prompt}\n\n## Examples\n\n{shown}")
+
+
+def guard(candidate: PromptTemplate, parent: PromptTemplate, split: Split) -> str | None:
+    refs = [s.reference for s in split.train if s.reference]
+    held_out = [*split.val, *split.test]
+    return check_candidate(candidate, parent, held_out, refs, train=split.train)
+
+
+def test_train_demonstrations_of_a_templated_dataset_are_not_leaks(tmp_path: Path) -> None:
+    split = templated_split(tmp_path)
+    parent = PromptTemplate.from_text("Answer with the letter of the right option.")
+    candidate = with_demos(parent.text, split.train[:4])
+    assert guard(candidate, parent, split) is None
+    # Every held-out row shares "what is the date one week from today in mm dd yyyy": without
+    # the train rows to tell template from row, the guard would call that a leak.
+    held_out = [*split.val, *split.test]
+    assert "a leak" in (check_candidate(candidate, parent, held_out, []) or "")
+
+
+def test_a_candidate_copying_a_held_out_rows_own_text_is_rejected_with_the_span(
+    tmp_path: Path,
+) -> None:
+    split = templated_split(tmp_path)
+    parent = PromptTemplate.from_text("Answer with the letter of the right option.")
+    row = split.val[3]
+    candidate = with_demos(parent.text, [*split.train[:2], row])
+    reason = guard(candidate, parent, split)
+    assert reason is not None and f"held-out sample {row.id} (a leak)" in reason
+    span = reason.split("(a leak): ", 1)[1].strip("'\"")
+    assert len(span.split()) >= 8 and span in row.input_text()
+    assert re.search(r"\d\d/\d\d/\d{4}", span)  # the row's own dates, not only template text
+    assert not any(span in s.input_text() for s in split.train)
+
+
+def test_a_candidate_holding_a_held_out_reference_is_rejected_with_it(tmp_path: Path) -> None:
+    split = templated_split(tmp_path, reference="date")  # free-text answers: the dates
+    parent = PromptTemplate.from_text("Give the date in MM/DD/YYYY.")
+    row = split.test[0]
+    assert row.reference is not None
+    candidate = PromptTemplate.from_text(f"{parent.text} It is often {row.reference}.")
+    reason = guard(candidate, parent, split)
+    assert reason == (
+        f"contains the reference answer of held-out sample {row.id} (a leak): {row.reference!r}"
+    )
+    assert guard(with_demos(parent.text, split.train[:4]), parent, split) is None
+
+
+@pytest.mark.parametrize("task", ["navigate", "hyperbaton", "implicatures"])
+def test_the_leak_guard_on_the_shared_templated_tasks(task: str) -> None:
+    data = SHARED_TASKS / f"{task}.jsonl"
+    if not data.exists():
+        pytest.skip(f"{data} is not here")
+    split = split_samples(load_dataset(data).samples, SplitConfig())
+    parent = load_prompt(SHARED_TASKS / f"{task}_prompt.md")
+    for start in range(0, 40, 4):  # any four train rows make an admissible demonstration set
+        assert guard(with_demos(parent.text, split.train[start : start + 4]), parent, split) is None
+    rejected = [
+        (row, reason)
+        for row in [*split.val, *split.test][:30]
+        if (reason := guard(with_demos(parent.text, [row]), parent, split)) is not None
+    ]
+    assert rejected  # rows with text of their own exist, and copying one is caught
+    for row, reason in rejected:
+        span = reason.split("(a leak): ", 1)[1][1:-1]
+        assert f"held-out sample {row.id}" in reason
+        assert span.rstrip("…") in " ".join(row.input_text().split())
+
+
+class DateModel:
+    """Right when the prompt shows worked examples, else always "(A)"."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        self.truth = {r["input"]: r["target"] for r in rows}
+
+    def __call__(self, request: ChatRequest) -> Action:
+        text = "\n".join(str(m.get("content")) for m in request.messages).rstrip()
+        asked = next((t for row, t in self.truth.items() if text.endswith(row)), "(A)")
+        return reply(asked if "## Examples" in text else "(A)")
+
+
+def test_fewshot_on_a_templated_dataset_is_not_stopped_by_the_leak_guard(tmp_path: Path) -> None:
+    rows = date_rows(60)
+    data = tmp_path / "dates.jsonl"
+    data.write_text(
+        "".join(json.dumps({"input": r["input"], "ideal": r["target"]}) + "\n" for r in rows)
+    )
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("Answer with the letter of the right option.\n\n{{input}}\n")
+    with ScriptedServer(DateModel(rows)) as srv:
+        proc = assay(
+            "optimize", str(data), str(prompt), "-m", "compat/task", "--base-url", srv.base_url,
+            "--metric", "label", "--strategy", "fewshot", "--max-iterations", "2",
+            "--batch-size", "8", "--json",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    steps = result["trajectory"][1:]
+    assert steps and not any("leak" in r["reason"] for r in steps)
+    accepted = [r for r in steps if r["status"] == "accepted"]
+    assert accepted and accepted[0]["demo_ids"], steps  # train demonstrations, kept on val
+    assert result["final"]["test"]["mean"] > result["baseline"]["test"]["mean"]
+
+
+# --- reports that say what generalised ----------------------------------------------------------
+
+
+class ModestZoo(OptimizeZoo):
+    """MAGIC helps a little (70% right against 45%): val can confirm it, a small test may not."""
+
+    def _answer(self, system: str, text: str) -> Action:
+        accuracy = 70 if MAGIC.lower() in system.lower() else 45
+        right = hashlib.sha256(f"{system}|{text}".encode()).digest()[0] % 100 < accuracy
+        truth = self.truth.get(text, "positive")
+        return reply(truth if right else FLIP[truth], input_tokens=30, output_tokens=1)
+
+
+def test_a_val_gain_that_does_not_hold_on_test_is_said_first_everywhere(tmp_path: Path) -> None:
+    data = small_dataset(tmp_path / "d.jsonl", 120)
+    store, out = tmp_path / "store", tmp_path / "result.json"
+    with ScriptedServer(ModestZoo([proposal(GOOD)])) as srv:
+        args = optimize_args(srv, data, "--max-iterations", "1", "--split", "0.2,0.7,0.1")
+        args = [a for a in args if a != "--json"]  # the terminal summary
+        proc = assay(*args, "--seed", "2", "--store", str(store), "--results-json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    base, final, gain = result["baseline"], result["final"], result["gain"]
+    assert result["accepted"] == 1 and not gain["significant"]  # kept on val, not shown on test
+    val_gain = final["val"]["mean"] - base["val"]["mean"]
+    assert result["val_gain"] == pytest.approx(val_gain) and val_gain > 0.1
+    assert result["val_test_gap"] == pytest.approx(final["val"]["mean"] - final["test"]["mean"])
+    headline = result["headline"]
+    assert headline.startswith("Not a significant gain on test: ")
+    assert f"val had shown {val_gain:+.3f}" in headline
+    shown = assay("show", result["run_id"], "--store", str(store))
+    for printed in (proc.stdout, shown.stdout):
+        assert printed.splitlines()[0] == headline
+        for label, scores in (("starting prompt", base), ("best prompt", final)):
+            val, test = scores["val"]["mean"], scores["test"]["mean"]
+            gap = re.escape(f"{val - test:+.3f}")
+            assert re.search(rf"{label} +{val:.3f} +{test:.3f} \(n=\d+\) +{gap}", printed)
+        gains = " +".join(re.escape(f"{g:+.3f}") for g in (val_gain, gain["diff"]))
+        assert re.search(rf"gain +{gains} .* not significant", printed), printed
+    html = tmp_path / "report.html"
+    report = assay("report", result["run_id"], "--store", str(store), "-o", str(html))
+    assert report.returncode == 0, report.stderr
+    page = html.read_text(encoding="utf-8")
+    lead = page.split('data-part="gain"', 1)[1].split("</p>", 1)[0]
+    assert lead.split(">", 1)[1].startswith("Not a significant gain on test.")
+    gap = page.split('data-split="gap"', 1)[1].split("</tr>", 1)[0]
+    assert f"{result['val_test_gap']:+.3f}" in gap

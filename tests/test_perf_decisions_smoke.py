@@ -16,7 +16,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from perf import decisions
-from perf.decisions import EDGE, FOUR, Scenario, Verdicts, right_answer, simulate, wrong_claims
+from perf.decisions import (
+    EDGE,
+    FOUR,
+    Scenario,
+    Setting,
+    Verdicts,
+    engine_case,
+    label_of,
+    product_replay,
+    replay,
+    right_answer,
+    sequential_rule,
+    simulate,
+    wrong_claims,
+)
 
 from assay.analysis.decisions import Outcome
 from tests.perf_helpers import markdown_table
@@ -56,6 +70,31 @@ def test_an_error_is_a_claim_the_true_accuracies_contradict() -> None:
     assert wrong(FOUR, 3, "not settled") == set()
 
 
+def test_a_claim_is_judged_against_the_reference_it_names() -> None:
+    # acc75 stopped against acc88 (a round's best); the run's reference is acc90
+    def wrong(outcome: Outcome) -> set[str]:
+        verdicts = Verdicts(0, {0: "reference", 2: outcome}, {}, against={2: 1})
+        return wrong_claims(verdicts, (0.90, 0.88, 0.84))
+
+    assert wrong("non-inferior") == set()  # 0.84 - 0.88 = -0.04: within the margin of acc88
+    assert wrong("inferior") == {"inferior"}  # though it is -0.06 from acc90
+
+
+def test_the_shortened_replay_is_the_products_run_where_the_reference_moves(
+    tmp_path: Path,
+) -> None:
+    """Seed 6 of Part B stops acc75 against acc88, the best of its round, not the final best."""
+    labels = tuple(f"compat/{label_of(a)}" for a in FOUR)
+    case = engine_case(6, 500, tmp_path, labels)
+    setting = Setting(labels, 500, None, seed=6)
+    fast = replay(sequential_rule(case.scores, setting), setting)
+    product, report = product_replay(case.scores, setting, case.order)
+    assert fast == product
+    assert fast.final.reference == 0 and fast.final.against == {2: 1}
+    assert fast.final.outcomes[2] == "inferior" and fast.seen[2] < 500
+    assert "compat/acc75 is inferior to compat/acc88" in report.recommendation
+
+
 def _count(cell: str) -> int:
     found = re.fullmatch(r"(\d+) \(\d+\.\d%\)", cell)
     assert found, cell
@@ -86,8 +125,11 @@ def test_quick_run_prints_every_table_and_agrees_with_the_engine(
     for row in spend:
         assert float(row["calls vs full"].rstrip("%")) <= 100
         assert _count(row["same recommendation"]) <= 30
-        if "--baseline acc90" in row["scenario"]:  # the reference is never dropped
+        against = _count(row["a verdict against a round's best"])
+        assert against <= 30
+        if "--baseline acc90" in row["scenario"]:  # the reference is never dropped nor changed
             assert row["median samples scored"].startswith("acc90 300,")
+            assert against == 0
 
     engine = markdown_table(printed, "Part B: the real engine, adaptive vs full (200 items")
     assert [(r["reference"], r["run"]) for r in engine] == [

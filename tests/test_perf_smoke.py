@@ -220,7 +220,7 @@ def test_strategies_run_at_the_same_budget_on_the_same_test_rows(
 
     real_resolve = specs.resolve_model
     out = tmp_path / "rows.json"
-    max_calls = 80
+    max_calls = 160  # 120 rows: val holds 24, enough for the accept rule to confirm MAGIC
     with ScriptedServer(scripted_smollm2(OptimizeZoo(["unused"]))) as srv:
 
         def resolve(spec: str, **kw: Any) -> Any:
@@ -230,7 +230,7 @@ def test_strategies_run_at_the_same_budget_on_the_same_test_rows(
         monkeypatch.setattr(specs, "resolve_model", resolve)
         monkeypatch.setenv("OPENAI_COMPAT_API_KEY", "x")
         strategies.main(
-            ["--rows", "40", "--max-calls", str(max_calls), "--max-iterations", "1",
+            ["--rows", "120", "--max-calls", str(max_calls), "--max-iterations", "1",
              "--batch-size", "4", "--reasoning-max-tokens", "64", "--json", str(out),
              "--markdown"]
         )  # fmt: skip

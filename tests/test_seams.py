@@ -381,9 +381,14 @@ def test_cli_optimize_scores_with_the_primary_metric(
     base, final = result["baseline"]["test"], result["final"]["test"]
     printed = squash(proc.stdout)
     metric = metric_name(case.spec)
-    line = f"Baseline score : {base['mean']:.3f} (test set, n={base['n_scored']}, metric {metric})"
-    assert squash(line) in printed, proc.stdout
-    assert squash(f"Final score : {final['mean']:.3f}") in printed
+    assert proc.stdout.splitlines()[0] == result["headline"]
+    assert squash(f"strategy iterative, metric {metric})") in printed, proc.stdout
+    assert squash(
+        f"starting prompt {result['baseline']['val']['mean']:.3f} {base['mean']:.3f}"
+    ) in (printed)
+    assert (
+        squash(f"best prompt {result['final']['val']['mean']:.3f} {final['mean']:.3f}") in printed
+    )
 
 
 # --- 2. the CLI and the API store the same run ----------------------------------------------
@@ -561,7 +566,7 @@ def test_cli_and_api_optimize_store_the_same_run(tmp_path: Path) -> None:
     cli_store, api_store = tmp_path / "cli", tmp_path / "api"
     with ScriptedServer(OptimizeZoo(plan)) as srv:
         extra = ["--max-iterations", "2", "--patience", "2", "--seed", "1", "--max-calls", "900"]
-        extra += ["--split", "0.5,0.25,0.25", "--min-gain", "0.02", "--noise-z", "0.5"]
+        extra += ["--split", "0.3,0.45,0.25", "--min-gain", "0.02", "--alpha", "0.1"]
         out = tmp_path / "cli.json"
         proc = assay(
             *optimize_cli_args(srv, data, *extra),
@@ -576,8 +581,8 @@ def test_cli_and_api_optimize_store_the_same_run(tmp_path: Path) -> None:
             srv,
             data,
             params=GenerationParams(seed=1),
-            split=SplitConfig(train=0.5, val=0.25, test=0.25, seed=1),
-            acceptance=Acceptance(min_gain=0.02, noise_z=0.5),
+            split=SplitConfig(train=0.3, val=0.45, test=0.25, seed=1),
+            acceptance=Acceptance(min_gain=0.02, alpha=0.1),
             stop=StopRules(max_iterations=2, patience=2),
             engine=EngineConfig(budget=Budget(max_calls=900)),
             seed=1,

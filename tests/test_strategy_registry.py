@@ -8,7 +8,16 @@ from assay.errors import UserInputError
 from assay.evaluation.config import ScoringConfig
 from assay.optimizer.config import OptimizeConfig
 from assay.optimizer.estimate import reasoning_calls, step_task_calls
-from assay.optimizer.strategies import STRATEGY_TYPES, duel, fewshot, strategy_menu, structural
+from assay.optimizer.strategies import (
+    STRATEGY_TYPES,
+    bootstrap,
+    duel,
+    fewshot,
+    screen,
+    strategy_menu,
+    structural,
+)
+from assay.optimizer.strategies.auto import menu_for
 from assay.optimizer.strategies.duel import DuelStrategy
 from assay.providers.specs import resolve_model
 from assay.scoring.judge import JudgeConfig
@@ -61,9 +70,25 @@ def test_each_strategy_states_the_step_cost_of_what_it_evaluates(batch: int) -> 
         "structural": (1 + len(structural.TRANSFORMS) + 1) * batch,
         "fewshot": (1 + fewshot.CANDIDATE_SETS) * batch,
         "duel": duel.DUELS_PER_STEP * duel.ITEMS_PER_DUEL * 2,
+        # the parent, the bootstrap rows, every candidate and combination on the first half,
+        # the promoted ones on the second half
+        "screen": batch
+        + bootstrap.BOOT_ROWS
+        + (screen.MAX_CANDIDATES + screen.JOINT) * -(-batch // 2)
+        + screen.KEEP * (batch // 2),
     }
     expected["auto"] = max(expected.values())
     assert {name: step_task_calls(name, batch) for name in STRATEGY_TYPES} == expected
+
+
+def test_auto_offers_the_registry_in_its_order_filtered_by_what_the_run_has() -> None:
+    offered = [name for name, kind in STRATEGY_TYPES.items() if kind.chooser_line]
+    assert "auto" not in offered and offered[0] == "screen"
+    assert list(menu_for(True, True)) == offered  # the help order is the fallback order
+    assert "duel" not in menu_for(True, False)  # no judge
+    label_free = menu_for(False, True)
+    assert label_free[0] == "duel" and "fewshot" not in label_free  # no references
+    assert all(STRATEGY_TYPES[n].needs_judge == (n == "duel") for n in STRATEGY_TYPES)
 
 
 def test_only_auto_adds_reasoner_calls_beyond_one_per_step() -> None:

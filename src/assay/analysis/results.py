@@ -12,6 +12,7 @@ from assay.analysis.compare import PairRow
 from assay.analysis.decisions import Decisions
 from assay.analysis.summary import VariantSummary, judge_unscored_total
 from assay.records import EndpointUse
+from assay.store.run_record import StoredShard
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +46,8 @@ class RunReport(BaseModel):
     spent_usd: float | None
     # Calls, errors and cool-downs per endpoint (base URL), over the run's sessions.
     endpoints: list[EndpointUse] = Field(default_factory=list)
+    shard: StoredShard | None = None  # a run of one shard's rows (--shard): merge the shards
+    merged_from: list[str] = Field(default_factory=list)  # the shard runs merged into this run
 
     model_config = {"populate_by_name": True}
 

@@ -59,6 +59,8 @@ def analyse(
         total_cost_usd=_total([s.total_cost_usd for s in summaries]),
         spent_usd=_total([s.spent_usd for s in summaries]),
         endpoints=stored_endpoint_use(run.summary),
+        shard=stored.shard,
+        merged_from=stored.merged_from,
     )
     return report.from_store(store.path.parent)
 

@@ -11,6 +11,7 @@ from assay.engine.engine import EngineConfig
 from assay.evaluation.config import ScoringConfig
 from assay.pricing import PriceTable, pin_price
 from assay.records import GenerationParams, ModelConfig
+from assay.shards import Shard
 
 
 class InlinePrompt(BaseModel):
@@ -44,6 +45,9 @@ class RunConfig(BaseModel):
     pipeline: str | None = None
     pipeline_sha256: str | None = None
     batch: BatchSettings = BatchSettings()  # how models with ``batch=True`` are batched
+    # ``--shard i/n``: only the rows of shard i (by a hash of the sample id and seed), so n
+    # machines can split one run and ``assay merge`` can join their runs (docs/scale.md).
+    shard: Shard | None = None
 
     @field_validator("models")
     @classmethod

@@ -147,6 +147,12 @@ class EvalFile(BaseModel):
     )
     sweeps: Sweeps | None = None
     gate: GateConfig = GateConfig()
+    shard: str | None = Field(
+        default=None,
+        pattern=r"^\s*[0-9]+\s*/\s*[0-9]+\s*$",
+        description="Evaluate only shard i of n (i/n, e.g. 2/3; often --shard per machine); "
+        "join the shard runs with assay merge.",
+    )
 
     @field_validator("concurrency")
     @classmethod
@@ -194,6 +200,7 @@ def run_config(
         gpu_cost_per_hour=gpu_cost_per_hour,
         decision=DecisionConfig(margin=spec.margin, baseline=spec.baseline, adaptive=spec.adaptive),
         pipeline=_pipeline(spec.pipeline, base),
+        shard=spec.shard,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
@@ -45,14 +46,26 @@ class RunPlan:
     pipeline: Pipeline | None = None  # --pipeline: the user's code runs each item
 
     @property
-    def n_samples(self) -> int:
-        """The rows this run uses: all of the dataset's, or the first ``limit``."""
+    def n_rows_all_shards(self) -> int:
+        """The dataset's rows, or the first ``limit``: the rows of the run, every shard's."""
         limit = self.config.limit
         return min(limit, len(self.dataset)) if limit else len(self.dataset)
 
+    @cached_property
+    def n_samples(self) -> int:
+        """The rows this run uses: ``n_rows_all_shards``, or of those its shard's (counted
+        once, in a pass over the file)."""
+        if self.config.shard is None:
+            return self.n_rows_all_shards
+        return sum(1 for _ in self.iter_samples())
+
     def iter_samples(self) -> Iterator[Sample]:
         """The rows this run uses, read afresh from the data file (never all held at once)."""
-        return self.dataset.iter_samples(self.config.limit)
+        samples = self.dataset.iter_samples(self.config.limit)
+        shard, seed = self.config.shard, self.config.seed
+        if shard is None:
+            return samples
+        return (s for s in samples if shard.holds(s.id, seed))
 
     @property
     def n_items(self) -> int:

@@ -25,7 +25,7 @@ from assay.pipeline.loader import Pipeline, load_pipeline
 from assay.providers.specs import check_keys
 from assay.records import EndpointUse, ModelConfig, merge_endpoint_use
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
-from assay.store.run_record import StoredRun, StoredVariant
+from assay.store.run_record import StoredRun, StoredShard, StoredVariant
 from assay.store.runstore import RunRecord, RunStore
 
 
@@ -42,6 +42,7 @@ def prepare(config: RunConfig) -> RunPlan:
     judge_models = config.scoring.judge.models if config.scoring.judge else []
     check_keys([*config.models, *judge_models])
     check_batch(config)
+    check_shard(config)
     config, pipeline = _with_pipeline(config)
     variants = build_variants(config.models, prompts)
     check_baseline(config.decision.baseline, [v.key for v in variants])
@@ -74,6 +75,15 @@ def _prompt(source: str | InlinePrompt) -> PromptTemplate:
     if isinstance(source, str):
         return load_prompt(source)
     return PromptTemplate.from_text(source.text.replace("\r\n", "\n").strip(), source.name)
+
+
+def check_shard(config: RunConfig) -> None:
+    """An adaptive run's rounds decide on the rows of all shards: it cannot be split."""
+    if config.shard is not None and config.decision.adaptive:
+        raise UserInputError(
+            "--shard and --adaptive do not mix: each round decides on every row of the run",
+            "drop --adaptive, or --shard",
+        )
 
 
 def check_baseline(baseline: str | None, keys: list[str]) -> None:
@@ -112,7 +122,15 @@ def stored_run(plan: RunPlan, session: Session) -> StoredRun:
         local_parallel=config.engine.local_parallel,
         mapping=config.mapping.model_dump(mode="json"),
         job=config.model_dump(mode="json"),
+        shard=_stored_shard(plan),
     )
+
+
+def _stored_shard(plan: RunPlan) -> StoredShard | None:
+    shard = plan.config.shard
+    if shard is None:
+        return None
+    return StoredShard(index=shard.index, count=shard.count, rows_all_shards=plan.n_rows_all_shards)
 
 
 def _batch_discount(model: ModelConfig, session: Session) -> float | None:

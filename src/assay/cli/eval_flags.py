@@ -34,6 +34,7 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "fail_under": ("gate", "fail_under"),
     "fail_if_worse_than": ("gate", "fail_if_worse_than"),
     "pipeline": ("pipeline",),
+    "shard": ("shard",),
 }
 MODEL_FLAGS = ("model", "config")  # these replace the file's whole models list
 

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 OPTIMIZE_HELP = """Optimize a prompt for one model: evaluate, diagnose, rewrite, verify.
 
 The data is split (seeded, stratified by label) into train / val / test. The loop sees only
-train; a rewrite is kept only if it beats the best prompt on val beyond noise; the baseline
-and the final prompt are scored once on test, with a paired significance test. The prompt
-written to -o is exactly the one whose test score is printed.
+train; a rewrite is kept only if it clears a bar on val that grows with the candidates tried
+(false accepts at most --alpha per run); the baseline and the final prompt are scored once on
+test, with a paired significance test. The prompt written to -o is exactly the one whose test
+score is printed.
 
 [bold]Examples[/bold]
 
@@ -114,8 +115,12 @@ class SearchOptions:
     min_gain: float = typer.Option(
         0.01, "--min-gain", min=0, help="Smallest val gain that counts as better."
     )
-    noise_z: float = typer.Option(
-        1.0, "--noise-z", min=0, help="Val gain must exceed this many standard errors."
+    alpha: float = typer.Option(
+        0.05,
+        "--alpha",
+        min=0.0001,
+        max=0.5,
+        help="Chance per run of accepting a candidate no better than the best prompt.",
     )
 
     def split_config(self, seed: int) -> SplitConfig:
@@ -200,7 +205,7 @@ def _config(flags: OptimizeFlags) -> tuple[OptimizeConfig, list[ModelConfig]]:
         strategy=search.strategy,
         split=search.split_config(seed),
         batch_size=search.batch_size,
-        acceptance=Acceptance(min_gain=search.min_gain, noise_z=search.noise_z),
+        acceptance=Acceptance(min_gain=search.min_gain, alpha=search.alpha),
         stop=StopRules(
             max_iterations=search.max_iterations, target=search.target, patience=search.patience
         ),

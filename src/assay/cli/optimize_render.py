@@ -13,7 +13,8 @@ from rich.text import Text
 from assay.cli.console import cli_console
 from assay.cli.render import usd
 from assay.cli.untrusted import visible
-from assay.optimizer.records import IterationRecord, OptimizeResult
+from assay.optimizer.records import IterationRecord, OptimizeResult, result_headline
+from assay.optimizer.selection import plan, plan_text, small_data_warning
 
 if TYPE_CHECKING:
     from assay.optimizer.estimate import CallEstimate
@@ -45,7 +46,11 @@ def preflight(prepared: Prepared, estimates: list[CallEstimate], run_id: str) ->
     for row in estimates:
         table.add_row(Text(row.label), f"{row.calls:,}", usd(row.cost_usd))
     err_console.print(table)
-    for line in [*prepared.dataset.warnings, *prepared.prompt.warnings]:
+    selection = plan(prepared.config.acceptance, len(s.val))
+    err_console.print(Text(plan_text(selection)), soft_wrap=True)
+    small = small_data_warning(selection)
+    warnings = [*prepared.dataset.warnings, *prepared.prompt.warnings, *([small] if small else [])]
+    for line in warnings:
         err_console.print(Text(f"warning: {visible(line)}", style="yellow"), soft_wrap=True)
 
 
@@ -72,19 +77,13 @@ def summary(result: OptimizeResult, output: Path | None, as_json: bool) -> None:
     if as_json:
         print(result.to_json())
         return
-    g, b, f = result.gain, result.baseline.test, result.final.test
-    rel = "" if result.relative_gain is None else f" ({result.relative_gain:+.0%})"
-    sig = "p<0.001" if (g.p_value or 1) < 0.001 else f"p={_f(g.p_value, '{:.3g}')}"
+    headline = result.headline or result_headline(result)  # older runs stored no headline
+    console.print(Text(visible(headline)), soft_wrap=True)  # one line, even when piped
     lines = [
         f"Dataset        : {result.data}  (train {result.split.train}, val {result.split.val},"
         f" test {result.split.test})",
         f"Model          : {result.model}  (reasoner {result.reasoning_model}, "
-        f"strategy {result.strategy})",
-        f"Baseline score : {_f(b.mean)}  (test set, n={b.n_scored}, metric {result.metric})",
-        f"Final score    : {_f(f.mean)}{rel}, {sig}, 95% CI of the gain "
-        f"[{_f(g.ci_low, '{:+.3f}')}, {_f(g.ci_high, '{:+.3f}')}]"
-        f"{'' if g.significant else ' — not significant'}",
-        f"Val -> test gap: {_f(result.val_test_gap, '{:+.3f}')}",
+        f"strategy {result.strategy}, metric {result.metric})",
         f"Iterations     : {result.iterations} ({result.accepted} accepted); "
         f"stopped: {result.stopped_reason or 'finished'}",
         f"Spent          : {result.spend.calls} calls ({result.spend.cached_calls} cached), "
@@ -92,16 +91,38 @@ def summary(result: OptimizeResult, output: Path | None, as_json: bool) -> None:
     ]
     for line in lines:  # the stop reason may quote a server's error body
         console.print(Text(visible(line)))
+    console.print(scores_table(result))
     console.print(trajectory_table(result.trajectory))
     if output is not None:
         console.print(Text(f"Best prompt written to {output} (the prompt scored above)."))
     console.print(Text(f"Details: assay show {result.run_id}"))
 
 
+def scores_table(result: OptimizeResult) -> Table:
+    """Val and test side by side for both prompts; the last column is how much val flattered."""
+    table = Table(title="Val and test", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("", "val", "test", "val - test"):
+        table.add_column(col, justify="left" if not col else "right")
+    base, final, g = result.baseline, result.final, result.gain
+    for label, scores in (("starting prompt", base), ("best prompt", final)):
+        val, test = scores.val.mean, scores.test.mean
+        gap = val - test if val is not None and test is not None else None
+        table.add_row(label, _f(val), f"{_f(test)} (n={scores.test.n_scored})", _f(gap, "{:+.3f}"))
+    test_gain = (
+        f"{_f(g.diff, '{:+.3f}')} [{_f(g.ci_low, '{:+.3f}')}, {_f(g.ci_high, '{:+.3f}')}] "
+        f"{'significant' if g.significant else 'not significant'}"
+    )
+    val_gain = result.val_gain
+    gain_gap = val_gain - g.diff if val_gain is not None and g.diff is not None else None
+    table.add_row("gain", _f(val_gain, "{:+.3f}"), test_gain, _f(gain_gap, "{:+.3f}"))
+    return table
+
+
 def trajectory_table(records: list[IterationRecord]) -> Table:
     table = Table(title="Trajectory", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("#", "status", "train", "val", "gain", "reason"):
-        table.add_column(col, justify="right" if col in ("#", "train", "val", "gain") else "left")
+    for col in ("#", "status", "train", "val", "gain", "bar", "reason"):
+        numeric = col in ("#", "train", "val", "gain", "bar")
+        table.add_column(col, justify="right" if numeric else "left")
     for r in records:
         table.add_row(
             str(r.idx),
@@ -109,9 +130,18 @@ def trajectory_table(records: list[IterationRecord]) -> Table:
             _f(r.train_score),
             _f(r.val_candidate),
             _f(r.gain, "{:+.3f}"),
-            Text(visible(r.reason[:90])),
+            _bar(r),
+            Text(visible(r.reason[:110])),
         )
     return table
+
+
+def _bar(record: IterationRecord) -> str:
+    if record.val_look is None:
+        return "–"
+    if record.bar is None:
+        return "none"  # these val rows cannot reach the look's alpha
+    return f"{record.bar:+.3f}"
 
 
 def show_optimize(store: RunStore, run_id: str, as_json: bool) -> None:
@@ -136,7 +166,8 @@ def _accepted_changes(records: list[IterationRecord]) -> None:
             continue
         console.print(
             Text(
-                f"\nIteration {r.idx}: accepted (val gain {_f(r.gain, '{:+.3f}')})",
+                f"\nIteration {r.idx}: accepted (val gain {_f(r.gain, '{:+.3f}')}, "
+                f"bar {_f(r.bar, '{:+.3f}')})",
                 style="bold green",
             )
         )

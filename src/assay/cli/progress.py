@@ -3,6 +3,8 @@ run's batch jobs (submitted, in progress, done) when it has any."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from types import TracebackType
 
 from rich.console import Console
@@ -21,6 +23,18 @@ from assay.cli.untrusted import visible
 from assay.evaluation.batch_progress import BatchCounts
 from assay.store.runstore import ResultRecord
 
+# The display redraws 10 times a second: counts are pushed to it at most that often, not once
+# per result (at hundreds of results a second that was a measurable share of a run's CPU).
+PUSH_EVERY_S = 0.1
+
+
+@dataclass
+class _Tally:
+    task: TaskID
+    done: int
+    errors: int = 0
+    cost: float = 0.0
+
 
 class RunProgress:
     def __init__(self, plan: RunPlan, done: set[tuple[str, str, int]], quiet: bool) -> None:
@@ -35,15 +49,15 @@ class RunProgress:
             disable=quiet,
         )
         per_variant = plan.n_samples * plan.config.repeats
-        self._tasks: dict[str, TaskID] = {}
-        self._cost: dict[str, float] = {}
+        self._tallies: dict[str, _Tally] = {}
         for v in plan.variants:
             already = sum(1 for key in done if key[0] == v.key)
-            self._tasks[v.key] = self._progress.add_task(
-                visible(v.key), total=per_variant, completed=already, errors=0, note=_note(0, 0.0)
+            task = self._progress.add_task(
+                visible(v.key), total=per_variant, completed=already, note=_note(0, 0.0)
             )
-            self._cost[v.key] = 0.0
+            self._tallies[v.key] = _Tally(task, already)
         self._batches: TaskID | None = None
+        self._pushed_at = time.monotonic()
 
     def __enter__(self) -> RunProgress:
         self._progress.start()
@@ -55,20 +69,27 @@ class RunProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._push()
         self._progress.stop()
 
     def on_result(self, result: ResultRecord) -> None:
-        task = self._tasks[result.variant]
+        tally = self._tallies[result.variant]
+        tally.done += 1
+        tally.errors += 1 if result.error_kind else 0
         if result.completion and result.completion.cost_usd and not result.completion.cached:
-            self._cost[result.variant] += result.completion.cost_usd
-        errors = self._progress.tasks[task].fields["errors"] + (1 if result.error_kind else 0)
-        cost = self._cost[result.variant]
-        self._progress.update(task, advance=1, errors=errors, note=_note(errors, cost))
+            tally.cost += result.completion.cost_usd
+        if time.monotonic() - self._pushed_at >= PUSH_EVERY_S:
+            self._push()
+
+    def _push(self) -> None:
+        for t in self._tallies.values():
+            self._progress.update(t.task, completed=t.done, note=_note(t.errors, t.cost))
+        self._pushed_at = time.monotonic()
 
     def on_batches(self, counts: BatchCounts) -> None:
         """One row for the batch jobs: their requests done of those sent, and the jobs by state."""
         if self._batches is None:
-            self._batches = self._progress.add_task("batches", errors=0, note="")
+            self._batches = self._progress.add_task("batches", note="")
         self._progress.update(
             self._batches,
             total=counts.items_submitted,

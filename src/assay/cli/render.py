@@ -42,8 +42,10 @@ def score_cell(agg: Aggregate | None) -> str:
 
 
 def preflight(plan: RunPlan, estimates: list[Estimate], run_id: str) -> None:
+    shard = f" (shard {plan.config.shard})" if plan.config.shard else ""
     table = Table(
-        title=f"Plan for run {run_id}: {plan.n_samples} samples x {plan.config.repeats} repeat(s)",
+        title=f"Plan for run {run_id}{shard}: {plan.n_samples} samples x "
+        f"{plan.config.repeats} repeat(s)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -103,10 +105,26 @@ def warn(line: str) -> None:
     err_console.print(Text(f"warning: {visible(line)}", style="yellow"), soft_wrap=True)
 
 
+def shard_lines(report: RunReport) -> None:
+    """A shard's run says which rows it holds; a merged run, which runs it joined."""
+    if report.shard is not None:
+        shard = report.shard
+        console.print(
+            f"Shard {shard}: {report.dataset.n_samples:,} of the run's "
+            f"{shard.rows_all_shards:,} rows (join the {shard.count} shards with: assay merge)"
+        )
+    if report.merged_from:
+        console.print(
+            f"Merged from {len(report.merged_from)} shard runs: "
+            + ", ".join(visible(i) for i in report.merged_from)
+        )
+
+
 def run_report(report: RunReport, as_json: bool = False) -> None:
     if as_json:
         print(report.to_json())
         return
+    shard_lines(report)
     console.print(models_table(report.variants, report.primary_metric))
     calls_line(report.variants)
     judge_unscored_lines(report.judge_unscored, report.run_id)
@@ -154,7 +172,7 @@ def calls_line(variants: list[VariantSummary]) -> None:
     """How many responses the run has and how many came from the cache (not re-run)."""
     calls = sum(v.n_requests for v in variants)
     cached = sum(v.cached_requests for v in variants)
-    console.print(f"{calls:,} calls, {cached:,} from cache", highlight=False)
+    console.print(f"{calls:,} responses, {cached:,} from cache", highlight=False)
 
 
 def judge_unscored_lines(causes: dict[str, int], run_id: str) -> None:

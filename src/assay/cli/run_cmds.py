@@ -39,6 +39,7 @@ and a recommendation. Everything is recorded in the run store (.assay/).
   assay run qa.jsonl prompt.md -m openai/gpt-4o-mini --metric exact --concurrency auto
   assay run qa.jsonl prompt.md -m compat/qwen2.5-7b --metric exact \\
       --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1   # two replicas
+  assay run qa.jsonl prompt.md -m openai/gpt-4o-mini --metric exact --shard 2/3   # machine 2
 
 --concurrency auto finds how many calls each endpoint takes: it starts at 4, grows while
 replies succeed at a flat latency and backs off on 429/503 (honouring Retry-After), up to 256
@@ -49,6 +50,10 @@ go to the others. Both show per endpoint in the report (assay show).
 --batch sends the requests through the providers' batch APIs (OpenAI, Anthropic): about
 half the price, answers within 24 hours; if the process stops, --resume collects the batches
 already sent instead of paying for them again.
+
+--shard i/n evaluates only shard i of n (rows split by a hash of sample id and seed): run one
+shard per machine, then join the shard runs with assay merge; the merged run reports what one
+unsharded run reports. See docs/scale.md.
 
 --pipeline agent.py:answer benchmarks a prompt inside your own code (an agent with tools,
 retrieval, several calls): answer(prompt, sample, client) runs for each sample, and every call
@@ -71,6 +76,20 @@ def register(app: typer.Typer) -> None:
         cls=lazy_help(lambda: RUN_HELP + "\n" + metrics_section()),
         short_help="Benchmark models on your dataset with your prompt.",
     )(run_command)
+
+
+def _shard(value: str | None) -> str | None:
+    """``--shard i/n``, checked when the flag is read."""
+    if value is None:
+        return None
+    from pydantic import ValidationError
+
+    from assay.shards import Shard
+
+    try:
+        return str(Shard.model_validate(value))
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
 @dataclass
@@ -98,6 +117,14 @@ class RunArgs:
         None,
         "--eval",
         help="The eval file (default: ./assay.yaml when no DATA is given); flags override it.",
+    )
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        metavar="i/n",
+        callback=_shard,
+        help="Evaluate only shard i of n (rows split by a hash of sample id and seed), e.g. "
+        "one per machine; join the shard runs with assay merge. See docs/scale.md.",
     )
 
 
@@ -161,6 +188,8 @@ def _refuse_with_resume(args: RunArgs) -> None:
         raise UserInputError(
             "--resume continues a run with its own settings", "drop --eval and --demo"
         )
+    if args.shard is not None:
+        raise UserInputError("--resume continues a run with its own shard", "drop --shard")
 
 
 def _refuse_batch_flags_with_resume(given: frozenset[str]) -> None:
@@ -251,6 +280,7 @@ def _config(flags: RunFlags) -> RunConfig:
         gpu_cost_per_hour=args.gpu_cost_per_hour,
         decision=flags.decision.config(flags.models.config),
         pipeline=flags.pipeline.pipeline,
+        shard=args.shard,
     )
 
 
@@ -273,6 +303,7 @@ def _demo_config(args: RunArgs, engine: EngineConfig) -> RunConfig:
         engine=engine,
         limit=args.limit or 60,
         gpu_cost_per_hour=args.gpu_cost_per_hour,
+        shard=args.shard,
     )
 
 

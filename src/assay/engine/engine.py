@@ -11,6 +11,7 @@ usage, or at a safe estimate where the reply reported none.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import threading
 import time
@@ -90,6 +91,14 @@ class EngineConfig(BaseModel):
         return AimdSettings(ceiling=self.max_concurrency) if self.auto else None
 
 
+def _picodollars(usd: float) -> int:
+    """A reservation in whole picodollars, rounded up: added and taken back as integers, the
+    reservations in flight sum exactly, in whatever order calls start and settle (as floats,
+    a residue of either sign was left, and a call priced to the budget's last cent started
+    or not by chance)."""
+    return math.ceil(usd * 1e12)
+
+
 class _BudgetLedger:
     """Spent plus reserved must stay within the budget; reservations settle on completion."""
 
@@ -97,9 +106,13 @@ class _BudgetLedger:
         self.budget = budget
         self._lock = threading.Lock()
         self.spent_usd = before.cost_usd
-        self.reserved_usd = 0.0
+        self._reserved = 0  # picodollars
         self.in_flight = 0  # reservations not yet settled
         self.calls = before.calls
+
+    @property
+    def reserved_usd(self) -> float:
+        return self._reserved / 1e12
 
     def snapshot(self) -> Spent:
         """Calls reserved so far (in flight included) and dollars settled."""
@@ -111,7 +124,7 @@ class _BudgetLedger:
             b = self.budget
             if b.max_calls is not None and self.calls + 1 > b.max_calls:
                 raise BudgetExceeded(f"Call budget reached ({b.max_calls} calls)")
-            total = self.spent_usd + self.reserved_usd + estimate_usd
+            total = self.spent_usd + self._reserved / 1e12 + estimate_usd
             if b.max_cost_usd is not None and total > b.max_cost_usd:
                 raise BudgetExceeded(
                     f"Cost budget reached: ${self.spent_usd:.4f} spent, next call could cost "
@@ -119,7 +132,7 @@ class _BudgetLedger:
                 )
             self.calls += 1
             self.in_flight += 1
-            self.reserved_usd += estimate_usd
+            self._reserved += _picodollars(estimate_usd)
 
     def may_fit_later(self, estimate_usd: float) -> bool:
         """Whether a call refused now could fit once the calls in flight settle: they give
@@ -135,12 +148,12 @@ class _BudgetLedger:
         again on resume): they will be paid whatever is left, so nothing is checked."""
         with self._lock:
             self.in_flight += 1
-            self.reserved_usd += estimate_usd
+            self._reserved += _picodollars(estimate_usd)
 
     def settle(self, estimate_usd: float, actual_usd: float | None) -> None:
         with self._lock:
             self.in_flight -= 1
-            self.reserved_usd -= estimate_usd
+            self._reserved -= _picodollars(estimate_usd)
             self.spent_usd += actual_usd if actual_usd is not None else 0.0
 
 
@@ -192,13 +205,12 @@ class Engine:
         self, model: ModelConfig, request: Request, *, purpose: str = "task"
     ) -> Completion:
         """Return a completion (from cache or provider) or raise a typed ProviderError."""
-        key = cache_key(model, request)
+        key = cache_key(model, request) if self.cache else ""  # hashes the whole request
         cached = self.cache.get(key) if self.cache else None
         if cached is not None:
-            completion = self._priced(model, cached)
+            completion = _priced(self.prices.lookup(model), cached)
         else:
             completion = await self._call_with_retries(model, request, purpose)
-            completion = self._priced(model, completion)
             if self.cache:
                 self.cache.put(key, completion)
         self.accounting.record(purpose, model.label, completion)
@@ -228,10 +240,8 @@ class Engine:
         actual: float | None = None
         try:
             completion = await self._send(model, request)
-            if not completion.usage_known:
-                completion = completion.model_copy(update={"usage_estimated": True})
             actual = cost_usd(price, *usage_or_estimate(request, completion))
-            return completion
+            return _priced(price, completion, estimated=not completion.usage_known)
         finally:
             self.ledger.settle(estimate, actual)
             self._settled.set()  # wake the calls waiting for room in the budget
@@ -312,12 +322,6 @@ class Engine:
         except TimeoutError:
             raise RequestTimeoutError(f"No reply within {self.config.timeout_s:g} s") from None
 
-    def _priced(self, model: ModelConfig, completion: Completion) -> Completion:
-        """The cost from the reply's own usage: unknown (None) where it gave none."""
-        price = self.prices.lookup(model)
-        cost = cost_usd(price, completion.input_tokens, completion.output_tokens)
-        return completion.model_copy(update={"cost_usd": cost})
-
     def _limit_for(self, model: ModelConfig) -> asyncio.Semaphore:
         if model.provider not in self._limits:
             default = self.config.local_parallel if model.is_local else self.config.max_in_flight
@@ -347,6 +351,17 @@ class Engine:
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
+
+
+def _priced(price: Price | None, completion: Completion, *, estimated: bool = False) -> Completion:
+    """The cost from the reply's own usage: unknown (None) where it gave none. ``estimated``:
+    the budget was charged an estimate instead (a reply without usage)."""
+    update: dict[str, Any] = {
+        "cost_usd": cost_usd(price, completion.input_tokens, completion.output_tokens)
+    }
+    if estimated:
+        update["usage_estimated"] = True
+    return completion.model_copy(update=update)
 
 
 def _worst_case_cost(price: Price | None, request: Request) -> float:

@@ -30,12 +30,16 @@ class SplitConfig(BaseModel):
 
 
 class Acceptance(BaseModel):
-    """A candidate replaces the best prompt only if its paired val gain clears both bars."""
+    """A candidate replaces the best prompt only if its paired val gain clears both bars: the
+    max-statistic sign-flip bar at this val look's share of ``alpha`` (``alpha / 2**look``), and
+    ``min_gain``. ``alpha`` bounds the run's chance of accepting any candidate that is no better
+    than the prompt it replaces; ``power`` sizes the detectable gain the plan states."""
 
     model_config = ConfigDict(frozen=True)
 
     min_gain: float = Field(default=0.01, ge=0)  # absolute, on the [0, 1] score scale
-    noise_z: float = Field(default=1.0, ge=0)  # gain must exceed z standard errors
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # false-accept budget for the whole run
+    power: float = Field(default=0.8, gt=0, lt=1)
 
 
 class StopRules(BaseModel):

@@ -21,7 +21,15 @@ from assay.evaluation.session import Session
 from assay.optimizer.config import OptimizeConfig
 from assay.optimizer.context import LoopState, OptimizeContext
 from assay.optimizer.evaluate import Evaluation, Evaluator
-from assay.optimizer.records import IterationRecord, OptimizeResult, Spend, SplitInfo, TestScores
+from assay.optimizer.records import (
+    IterationRecord,
+    OptimizeResult,
+    Spend,
+    SplitInfo,
+    TestScores,
+    result_headline,
+)
+from assay.optimizer.selection import detectable_text, plan
 from assay.optimizer.split import Split, split_samples
 from assay.optimizer.strategies import STRATEGY_TYPES, Strategy
 from assay.optimizer.strategies.common import train_batch
@@ -278,10 +286,12 @@ async def _initial_state(
 async def _baseline_record(baseline: PromptTemplate, ctx: OptimizeContext) -> IterationRecord:
     on_batch = await ctx.evaluate(baseline, train_batch(ctx, 0))
     on_val = await ctx.evaluate(baseline, ctx.split.val)
+    selection = plan(ctx.config.acceptance, len(ctx.split.val), on_val.aggregate.std)
     return IterationRecord(
         idx=0,
         strategy="baseline",
         status="baseline",
+        reason=detectable_text(selection),
         prompt_hash=baseline.hash,
         prompt=baseline.text,
         train_parent=on_batch.mean,
@@ -417,8 +427,8 @@ def _result(
     ids = [s.id for s in ctx.split.test]
     gain = paired_compare(_values(base_test, ids), _values(best_test, ids), seed=ctx.config.seed)
     b, f = base_test.mean, best_test.mean
-    val_best = state.best_val.mean
-    return OptimizeResult(
+    val_best, val_base = state.best_val.mean, base_val.mean
+    result = OptimizeResult(
         run_id=ctx.run_id,
         status=status,
         stopped_reason=state.stopped_reason,
@@ -444,9 +454,12 @@ def _result(
         gain=gain,
         relative_gain=(f - b) / b if b and f is not None else None,
         val_test_gap=val_best - f if val_best is not None and f is not None else None,
+        val_gain=val_best - val_base if val_best is not None and val_base is not None else None,
+        selection=plan(ctx.config.acceptance, len(ctx.split.val), base_val.aggregate.std),
         iterations=state.iterations_done,
         accepted=sum(1 for r in state.records if r.status == "accepted"),
         spend=current_spend(ctx),
         best_prompt=state.best.text,
         trajectory=state.records,
     )
+    return result.model_copy(update={"headline": result_headline(result)})

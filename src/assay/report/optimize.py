@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from assay.optimizer.records import IterationRecord, OptimizeResult
+from assay.optimizer.records import IterationRecord, OptimizeResult, headline_verdict
 from assay.report import fmt
 from assay.report.data import RunView
 from assay.report.html import Markup, el, join
@@ -82,11 +82,18 @@ def gain_sentence(result: OptimizeResult) -> str:
         return "The two prompts share no scored test row: no comparison on test."
     rel = "" if result.relative_gain is None else f" ({result.relative_gain:+.0%})"
     verdict = "a significant change" if g.significant else "not a significant change"
+    promised = ""
+    if result.val_gain is not None:
+        promised = (
+            f" Validation, which chose the prompt, had shown {fmt.signed(result.val_gain)}; "
+            f"the final prompt's val → test gap is {fmt.signed(result.val_test_gap)}."
+        )
     return (
-        f"On the held-out test split (n = {g.n} paired rows), the final prompt scores "
-        f"{fmt.score(final.mean)} against {fmt.score(base.mean)} for the starting prompt: "
-        f"{fmt.signed(g.diff)}{rel}, 95% CI of the gain [{fmt.signed(g.ci_low)}, "
-        f"{fmt.signed(g.ci_high)}], p = {fmt.p_value(g.p_value)}: {verdict}."
+        f"{headline_verdict(result)}. On the held-out test split (n = {g.n} paired rows), the "
+        f"final prompt scores {fmt.score(final.mean)} against {fmt.score(base.mean)} for the "
+        f"starting prompt: {fmt.signed(g.diff)}{rel}, 95% CI of the gain "
+        f"[{fmt.signed(g.ci_low)}, {fmt.signed(g.ci_high)}], p = {fmt.p_value(g.p_value)}: "
+        f"{verdict}.{promised}"
     )
 
 
@@ -104,9 +111,28 @@ def _scores_table(result: OptimizeResult) -> Markup:
     rows = [
         _score_row("Validation", result.baseline.val, result.final.val, val_change, "val"),
         _score_row("Test (held out)", result.baseline.test, result.final.test, test_change, "test"),
+        _gap_row(result),
     ]
     header = el("thead", el("tr", [el("th", h, scope="col") for h in head]))
     return el("table", [header, el("tbody", rows)], class_="opt-scores")
+
+
+def _gap_row(result: OptimizeResult) -> Markup:
+    """Val minus test for each prompt, and for the change: how much choosing on val flattered."""
+    base, final = result.baseline, result.final
+    val_gain, test_gain = result.val_gain, result.gain.diff
+    change = val_gain - test_gain if val_gain is not None and test_gain is not None else None
+    cells = [
+        el("th", "Val → test gap", scope="row"),
+        el("td", fmt.signed(_gap(base.val, base.test)), data_prompt="starting"),
+        el("td", el("strong", fmt.signed(_gap(final.val, final.test))), data_prompt="final"),
+        el("td", fmt.signed(change), data_prompt="change"),
+    ]
+    return el("tr", cells, data_split="gap")
+
+
+def _gap(val: Aggregate, test: Aggregate) -> float | None:
+    return val.mean - test.mean if val.mean is not None and test.mean is not None else None
 
 
 def _mean_change(before: Aggregate, after: Aggregate) -> Markup:
@@ -252,12 +278,23 @@ def _number_rows(record: IterationRecord) -> list[tuple[str, str]]:
         ("Train batch", train if r.train_score is not None else ""),
         ("Validation", _known(r.val_candidate, fmt.score(r.val_candidate))),
         ("Best on validation before", _known(r.val_best_before, fmt.score(r.val_best_before))),
-        ("Validation gain", _known(r.gain, f"{fmt.signed(r.gain)} (noise {fmt.score(r.noise)})")),
+        ("Validation gain", _known(r.gain, _gain_text(r))),
         ("Pairwise win rate", _known(r.win_rate, f"{fmt.score(r.win_rate)} ({r.duels} duels)")),
         ("Phase", f"{r.phase} · {r.phase_reason}" if r.phase is not None else ""),
         ("Examples shown", str(r.examples_shown) if r.examples_shown else ""),
         ("Calls so far", f"{r.spend.calls:,}" if r.spend.calls else ""),
     ]
+
+
+def _gain_text(r: IterationRecord) -> str:
+    """The gain and the bar it faced (older runs recorded a standard error instead)."""
+    if r.val_look is None:
+        return f"{fmt.signed(r.gain)} (noise {fmt.score(r.noise)})"
+    bar = "no bar (too few rows differ)" if r.bar is None else f"bar {fmt.signed(r.bar)}"
+    return (
+        f"{fmt.signed(r.gain)} ({bar}: {r.val_candidates} candidate(s), {r.val_rows} val rows, "
+        f"alpha {(r.alpha or 0.0):.3g} at val look {r.val_look})"
+    )
 
 
 def _known(value: float | None, text: str) -> str:

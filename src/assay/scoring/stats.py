@@ -6,9 +6,8 @@ the same numbers. Unscored and error scores are excluded from means and counted 
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -161,6 +160,20 @@ def _pairs(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[Floats
     return xs, ys
 
 
+def sign_matrices(n: int, seed: int = 0) -> Iterator[Floats]:
+    """The sign vectors of the sign-flip tests, in chunks of rows: all 2**n of them for
+    n <= EXACT_PERMUTATION_MAX_N (the identity included), else PERMUTATION_RESAMPLES draws."""
+    if n <= EXACT_PERMUTATION_MAX_N:  # row i holds i's bits, first column most significant
+        bits = (np.arange(2**n)[:, None] >> np.arange(n - 1, -1, -1)) & 1
+        yield 1.0 - 2.0 * bits.astype(np.float64)
+        return
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_CELLS // n)
+    for start in range(0, PERMUTATION_RESAMPLES, rows):
+        size = (min(rows, PERMUTATION_RESAMPLES - start), n)
+        yield rng.choice(np.array([1.0, -1.0]), size=size)
+
+
 class SignFlipTest:
     """The sign-flip test of "the differences are symmetric about d", for any shift d.
 
@@ -174,16 +187,8 @@ class SignFlipTest:
         self._flipped, self._signs_sum = self._flips(diffs, seed)
 
     def _flips(self, diffs: Floats, seed: int) -> tuple[Floats, Floats]:
-        if self.exact:
-            signs = np.asarray(list(itertools.product((1.0, -1.0), repeat=len(diffs))))
-            return signs @ diffs, signs.sum(axis=1)
-        rng = np.random.default_rng(seed)
-        rows = max(1, _CHUNK_CELLS // len(diffs))
         flipped, sums = [], []
-        for start in range(0, PERMUTATION_RESAMPLES, rows):
-            signs = rng.choice(
-                np.array([1.0, -1.0]), size=(min(rows, PERMUTATION_RESAMPLES - start), len(diffs))
-            )
+        for signs in sign_matrices(len(diffs), seed):
             flipped.append(signs @ diffs)
             sums.append(signs.sum(axis=1))
         return np.concatenate(flipped), np.concatenate(sums)
@@ -229,6 +234,57 @@ class SignFlipTest:
             else:
                 outside = middle
         return inside
+
+
+class MaxSignFlipTest:
+    """One-sided test of "no candidate beats the incumbent" for k candidates on the same n items.
+
+    ``diffs`` is k x n (candidate minus incumbent, per item). The statistic is the largest
+    candidate mean. Each sign vector flips an item's differences for every candidate at once
+    (the item is the exchangeable unit), so the null distribution of the maximum accounts for
+    how many candidates were compared: its 1 - alpha quantile is the bar the best must reach.
+    The sign vectors are the ones ``SignFlipTest`` uses (``sign_matrices``).
+    """
+
+    def __init__(self, diffs: Floats, seed: int = 0) -> None:
+        self.diffs = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
+        n = self.diffs.shape[1]
+        # Rows where no candidate differs add 0 to every flipped sum: leaving them out changes
+        # no value and lets more looks use every sign vector (exact) rather than draws.
+        moving = self.diffs[:, np.any(np.abs(self.diffs) > _TIE_EPS, axis=0)]
+        self.exact = moving.shape[1] <= EXACT_PERMUTATION_MAX_N
+        flips = sign_matrices(moving.shape[1], seed)
+        null = [(signs @ moving.T).max(axis=1) / max(n, 1) for signs in flips]
+        self._null = np.round(np.concatenate(null), 12)  # sums of 0/1 scores tie exactly
+
+    @property
+    def observed(self) -> float:
+        return float(self.diffs.mean(axis=1).max())
+
+    def p_value(self) -> float:
+        """P(max >= observed) under sign flips; exact counts include the identity, random
+        draws add it (the (hits + 1) / (N + 1) rule), so p is never 0."""
+        if np.all(np.abs(self.diffs) <= _TIE_EPS):
+            return 1.0
+        hits = int(np.sum(self._null >= round(self.observed, 12)))
+        if self.exact:
+            return hits / len(self._null)
+        return (hits + 1) / (len(self._null) + 1)
+
+    def bar(self, alpha: float) -> float | None:
+        """The smallest best-candidate mean with p <= alpha; None when these items cannot
+        reach alpha at all (too few of them, or too few that differ)."""
+        values, counts = np.unique(self._null, return_counts=True)
+        at_or_above = np.cumsum(counts[::-1])[::-1]  # how many flips reach each value
+        allowed = math.floor(alpha * len(self._null) + 1e-9)
+        if not self.exact:
+            allowed = math.floor(alpha * (len(self._null) + 1) + 1e-9) - 1
+        fits = at_or_above <= allowed
+        if fits.any():
+            return float(values[int(fits.argmax())])
+        if self.exact or allowed < 0:
+            return None
+        return float(np.nextafter(values[-1], np.inf))  # above every flip: p = 1 / (N + 1)
 
 
 def sign_flip_p_value(diffs: Sequence[float], seed: int = 0) -> float:

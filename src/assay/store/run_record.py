@@ -27,6 +27,19 @@ class StoredVariant(BaseModel):
     batch_discount: float | None = None  # the share of the price that API takes off
 
 
+class StoredShard(BaseModel):
+    """A run made with ``--shard index/count``: it holds only that shard's rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    count: int
+    rows_all_shards: int  # the rows of the whole run, every shard's together
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 class StoredRun(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -46,6 +59,8 @@ class StoredRun(BaseModel):
     local_parallel: int = 4
     mapping: dict[str, str | None] = Field(default_factory=dict)  # the dataset's field mapping
     job: dict[str, Any] = Field(default_factory=dict)  # the job's config; its job validates it
+    shard: StoredShard | None = None  # a shard of a run (``--shard``), merged by ``assay merge``
+    merged_from: list[str] = Field(default_factory=list)  # the shard runs it was merged from
 
     def split_ids(self, name: str) -> list[str]:
         """The sample ids of one split (``train``, ``val``, ``test``); [] for a benchmark run."""

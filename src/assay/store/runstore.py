@@ -11,12 +11,12 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, groupby, islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -24,7 +24,7 @@ from assay import __version__
 from assay.errors import UserInputError
 from assay.records import Completion, Request, Sample, Spent
 from assay.scoring.score import Score
-from assay.secrets import redact
+from assay.secrets import redact, redactor
 from assay.store.migrations import MIGRATIONS, migrate
 from assay.store.run_record import StoredRun
 from assay.text import natural_key
@@ -199,6 +199,14 @@ _SAMPLE_RESULTS_SQL = """
 """
 
 
+# The tables that hold a run's own rows, copied as stored when runs are merged.
+RunTable = Literal["samples", "results", "scores"]
+RunRows = tuple[RunTable, Iterable[tuple[Any, ...]]]
+_RUN_ROWS_SQL: dict[RunTable, str] = {
+    t: f"SELECT * FROM {t} WHERE run_id = ?" for t in ("samples", "results", "scores")
+}
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -309,17 +317,24 @@ class RunStore:
 
     def save_result(self, result: ResultRecord, spent: Spent | None = None) -> None:
         """The completion, its scores and the run's spend so far land in one transaction."""
+        self.save_results([result], spent)
+
+    def save_results(self, results: Sequence[ResultRecord], spent: Spent | None = None) -> None:
+        """Results of one run, their scores and its spend so far in one transaction: all of
+        them or none (a group commit costs a fraction of one commit per result)."""
+        clean = redactor()
+        rows = [_result_row(r, clean) for r in results]
+        scores = [_score_row(r, n, s, clean) for r in results for n, s in r.scores.items()]
         with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _result_row(result),
+            self._db.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_score_row(result, name, s) for name, s in result.scores.items()],
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", scores
             )
             if spent is not None:
-                self._save_spent(result.run_id, spent)
+                for run_id in {r.run_id for r in results}:
+                    self._save_spent(run_id, spent)
 
     def save_spent(self, run_id: str, spent: Spent) -> None:
         """What the run has used, for calls whose result was not saved (a budget stop)."""
@@ -529,9 +544,55 @@ class RunStore:
             problems.append(f"{orphans} results belong to no run")
         return problems
 
+    def run_rows(self, table: RunTable, run_id: str) -> Iterator[tuple[Any, ...]]:
+        """A run's rows of one of its tables as stored, run id left out, streamed in batches
+        (the lock held per batch): what ``insert_run`` writes under another run."""
+        with self._lock:
+            cursor = self._db.execute(_RUN_ROWS_SQL[table], (run_id,))
+        try:
+            for batch in self._batches(cursor):
+                yield from (row[1:] for row in batch)
+        finally:
+            cursor.close()
+
+    def insert_run(
+        self, record: StoredRun, parts: Iterable[RunRows], spent: Spent, summary: dict[str, Any]
+    ) -> str:
+        """A new, complete run holding rows read from other runs (``run_rows``), in one
+        transaction: it is whole or absent. Rows are inserted, never replaced, so two parts
+        holding one row is an error and nothing is written."""
+        run_id, now = new_run_id(), time.time()
+        config = redact(record.model_dump_json())
+        try:
+            with self._lock, self._db:
+                self._db.execute(
+                    "INSERT INTO runs VALUES (?, ?, 'complete', ?, ?, ?, ?, ?)",
+                    (run_id, record.kind, now, now, __version__, config, _json_or_none(summary)),
+                )
+                for table, rows in parts:
+                    if table not in _RUN_ROWS_SQL:  # a table name goes into the SQL text
+                        raise ValueError(f"not a table of a run's rows: {table!r}")
+                    for batch in _chunks(rows, _SAMPLES_BATCH):
+                        marks = ", ".join("?" * (len(batch[0]) + 1))  # the run id, then the row
+                        self._db.executemany(
+                            f"INSERT INTO {table} VALUES ({marks})", [(run_id, *r) for r in batch]
+                        )
+                self._save_spent(run_id, spent)
+        except sqlite3.IntegrityError as exc:
+            raise UserInputError(
+                f"The runs to merge hold the same rows ({exc})", "merge each run once"
+            ) from None
+        return run_id
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _chunks(rows: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield chunk
 
 
 def _json_or_none(value: dict[str, Any] | None) -> str | None:
@@ -618,22 +679,24 @@ def _batch_record(row: tuple[Any, ...]) -> BatchRecord:
     )
 
 
-def _result_row(r: ResultRecord) -> tuple[Any, ...]:
-    completion = redact(r.completion.model_dump_json()) if r.completion else None
+def _result_row(r: ResultRecord, clean: Callable[[str], str]) -> tuple[Any, ...]:
+    completion = clean(r.completion.model_dump_json()) if r.completion else None
     return (
         r.run_id,
         r.variant,
         r.sample_id,
         r.repeat,
-        redact(r.request.model_dump_json()),
+        clean(r.request.model_dump_json()),
         completion,
         r.error_kind,
-        redact(r.error) if r.error else r.error,
+        clean(r.error) if r.error else r.error,
         time.time(),
     )
 
 
-def _score_row(r: ResultRecord, metric: str, s: Score) -> tuple[Any, ...]:
+def _score_row(
+    r: ResultRecord, metric: str, s: Score, clean: Callable[[str], str]
+) -> tuple[Any, ...]:
     return (
         r.run_id,
         r.variant,
@@ -642,8 +705,8 @@ def _score_row(r: ResultRecord, metric: str, s: Score) -> tuple[Any, ...]:
         metric,
         s.value,
         s.status,
-        redact(s.reason),
-        redact(json.dumps(s.details, default=str)),
+        clean(s.reason),
+        clean(json.dumps(s.details, default=str)),
     )
 
 

@@ -5,9 +5,10 @@ any function from prompt and samples to an Evaluation, so a pipeline can plug in
 returns one IterationRecord. The loop checkpoints it, applies it, and decides when to stop.
 
 Each strategy class also carries what the rest of the tool reads before a run (see ``Strategy``):
-its help line, whether it needs references or a reasoner, its worst-case calls, and a check of
-the configuration. Adding a strategy means one module here and one entry in ``STRATEGY_TYPES``
-(and, for ``auto`` to pick it, a place on auto's menus).
+its help line, whether it needs references, a judge or a reasoner, its worst-case calls, a check of
+the configuration, and the line ``auto``'s chooser reads. Adding a strategy means one module here
+and one entry in ``STRATEGY_TYPES``; ``auto`` offers every registered strategy with a
+``chooser_line``, in this order.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from assay.optimizer.strategies.duel import DuelStrategy
 from assay.optimizer.strategies.fewshot import FewShotStrategy
 from assay.optimizer.strategies.iterative import IterativeStrategy
 from assay.optimizer.strategies.pareto import ParetoStrategy
+from assay.optimizer.strategies.screen import ScreenStrategy
 from assay.optimizer.strategies.structural import StructuralStrategy
 
 STRATEGY_TYPES: dict[str, type[Strategy]] = {
     AutoStrategy.name: AutoStrategy,
+    ScreenStrategy.name: ScreenStrategy,
     IterativeStrategy.name: IterativeStrategy,
+    ParetoStrategy.name: ParetoStrategy,
     StructuralStrategy.name: StructuralStrategy,
     FewShotStrategy.name: FewShotStrategy,
-    ParetoStrategy.name: ParetoStrategy,
     DuelStrategy.name: DuelStrategy,
 }
-"""Every strategy by name, in the order the help lists them."""
+"""Every strategy by name, in the order the help lists them and ``auto`` falls back through."""
 
 
 def strategy_menu() -> str:
@@ -44,6 +47,7 @@ __all__ = [
     "FewShotStrategy",
     "IterativeStrategy",
     "ParetoStrategy",
+    "ScreenStrategy",
     "Strategy",
     "StructuralStrategy",
     "strategy_menu",

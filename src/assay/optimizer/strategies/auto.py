@@ -1,9 +1,14 @@
 """``auto``: phases of the other strategies, each chosen from the evidence.
 
-The reasoner sees the baseline's failures, what earlier phases achieved and a menu of strategies,
-and names the next one on a final ``STRATEGY: name`` line (the last such line counts, and only a
-name on the menu). An unparsable or failed choice falls back to a fixed order: structural,
-fewshot, iterative, pareto; duel first when the data has no reference answers and a judge is set.
+The menu is the registry (``STRATEGY_TYPES``): every strategy with a ``chooser_line`` whose needs
+the run meets (references, a judge), in registry order; without references, the strategies that
+need a judge come first. The first phase is the menu's first strategy, without asking: ``screen``
+(it tries cheap, broad candidates, format repairs, bootstrapped demonstrations, a rewrite and
+layouts, on train mini-batches before any strategy spends its calls on one idea), or ``duel``
+for data without references when a judge is set. For each later phase the reasoner
+sees the baseline's failures, what earlier phases achieved and the menu, and names the next one
+on a final ``STRATEGY: name`` line (the last such line counts, and only a name on the menu). An
+unparsable or failed choice falls back to the first strategy not run yet, in menu order.
 
 Each phase gets a share of ``--max-iterations`` and its own patience, so a phase that stops
 helping ends the phase, not the run; the run ends on the loop's rules (target, budget, global
@@ -24,26 +29,12 @@ from assay.optimizer.reasoner import CHARS_PER_TOKEN, Example
 from assay.optimizer.records import IterationRecord
 from assay.optimizer.strategies.base import Strategy
 from assay.optimizer.strategies.common import failing_examples, train_batch
-from assay.optimizer.strategies.duel import DuelStrategy
-from assay.optimizer.strategies.fewshot import FewShotStrategy
-from assay.optimizer.strategies.iterative import IterativeStrategy
-from assay.optimizer.strategies.pareto import ParetoStrategy
-from assay.optimizer.strategies.structural import StructuralStrategy
 from assay.records import GenerationParams, Message, Request
 from assay.scoring.judge_parse import strip_reasoning
 
-WITH_REFERENCES = ("structural", "fewshot", "iterative", "pareto", "duel")
-LABEL_FREE = ("duel", "structural", "iterative", "pareto")
 PLANNED_PHASES = 4
 PHASE_PATIENCE = 2  # rejections in a row that end a phase
 CHOOSER_MAX_TOKENS = 256
-MENU = {
-    "structural": "try the same instructions in other layouts (sections, tags, format first)",
-    "fewshot": "add worked examples from train aimed at the failing cases",
-    "iterative": "diagnose the failures and rewrite the wording of the prompt",
-    "pareto": "keep prompts that win on different items and rewrite from their failures",
-    "duel": "compare prompts' responses pairwise with the judge (no reference answers needed)",
-}
 SYSTEM = (
     "You plan a prompt optimization. From the evidence, pick the one search strategy most "
     "likely to fix the failures next. End your reply with one line: STRATEGY: <name>"
@@ -51,13 +42,11 @@ SYSTEM = (
 _CHOICE = re.compile(r"^\s*STRATEGY:\s*([A-Za-z_-]+)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
-SUB_STRATEGIES: dict[str, type[Strategy]] = {
-    StructuralStrategy.name: StructuralStrategy,
-    FewShotStrategy.name: FewShotStrategy,
-    IterativeStrategy.name: IterativeStrategy,
-    ParetoStrategy.name: ParetoStrategy,
-    DuelStrategy.name: DuelStrategy,
-}
+def registry() -> dict[str, type[Strategy]]:
+    # Imported here: the registry imports this module.
+    from assay.optimizer.strategies import STRATEGY_TYPES
+
+    return STRATEGY_TYPES
 
 
 @dataclass(frozen=True)
@@ -96,12 +85,24 @@ def phase_over(phase: Phase, share: int) -> bool:
     return phase.steps >= share or phase.rejected_in_a_row >= PHASE_PATIENCE
 
 
+def menu_for(has_refs: bool, has_judge: bool) -> tuple[str, ...]:
+    """The registry's strategies auto may run, in registry order; without references the
+    pairwise (judge) strategies come first, as the judge is then the only signal."""
+    offered = [
+        name
+        for name, kind in registry().items()
+        if kind.chooser_line
+        and (has_refs or not kind.needs_reference)
+        and (has_judge or not kind.needs_judge)
+    ]
+    if not has_refs:
+        offered.sort(key=lambda n: not registry()[n].needs_judge)
+    return tuple(offered)
+
+
 def available(ctx: OptimizeContext) -> tuple[str, ...]:
-    """The menu: few-shot needs references, duel needs a judge."""
     has_refs = any(s.reference for s in ctx.split.train)
-    has_judge = ctx.config.scoring.judge is not None
-    order = WITH_REFERENCES if has_refs else LABEL_FREE
-    return tuple(n for n in order if n != "duel" or has_judge)
+    return menu_for(has_refs, ctx.config.scoring.judge is not None)
 
 
 def parse_choice(reply: str, menu: tuple[str, ...]) -> str | None:
@@ -162,7 +163,7 @@ def chooser_prompt(
     )
     tail = (
         f"\n## Phases so far\n{history_text(done)}\n{_val_line(state)}\n\n## Strategies\n"
-        + "\n".join(f"- {n}: {MENU[n]}" for n in menu)
+        + "\n".join(f"- {n}: {registry()[n].chooser_line}" for n in menu)
         + "\n\nExplain your choice in one or two sentences, then end with the line "
         "STRATEGY: <name>, using one of: " + ", ".join(menu)
     )
@@ -194,16 +195,12 @@ class AutoStrategy(Strategy):
     """Run the other strategies in phases, each chosen from the evidence so far."""
 
     name = "auto"
-    menu = "phases of the others, each chosen by the reasoner from the failures seen"
+    menu = "screening first, then phases of the others chosen from the failures seen"
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:
-        """Any phase may run any other strategy, so a step costs at most the dearest of them."""
-        # Imported here: the registry imports this module.
-        from assay.optimizer.strategies import STRATEGY_TYPES
-
-        others = (t for name, t in STRATEGY_TYPES.items() if name != cls.name)
-        return max(t.step_task_calls(batch) for t in others)
+        """Any phase may run any strategy on the menu, so a step costs at most the dearest."""
+        return max(t.step_task_calls(batch) for t in registry().values() if t.chooser_line)
 
     @classmethod
     def reasoning_calls(cls, iterations: int) -> int:
@@ -236,13 +233,15 @@ class AutoStrategy(Strategy):
 
     def _sub(self, name: str) -> Strategy:
         if name not in self._running:
-            self._running[name] = SUB_STRATEGIES[name]()
+            self._running[name] = registry()[name]()
         return self._running[name]
 
     async def _choose(
         self, state: LoopState, ctx: OptimizeContext, done: list[Phase]
     ) -> tuple[str, str, str]:
         menu = available(ctx)
+        if not done:
+            return menu[0], f"first on the menu ({menu[0]}); the reasoner chooses later phases", ""
         batch = train_batch(ctx, 0)
         baseline = await ctx.evaluate(state.baseline, batch)  # stored by the baseline step
         prompt = chooser_prompt(state, ctx, failing_examples(baseline, batch), done, menu)

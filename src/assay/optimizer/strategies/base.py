@@ -18,7 +18,10 @@ class Strategy(ABC):
     name: ClassVar[str]
     menu: ClassVar[str]  # one line for ``assay optimize --help``
     needs_reference: ClassVar[bool] = False
+    needs_judge: ClassVar[bool] = False
     uses_reasoner: ClassVar[bool] = True
+    # What ``auto``'s chooser is told about this strategy; empty: auto never runs it as a phase.
+    chooser_line: ClassVar[str] = ""
 
     @abstractmethod
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord: ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 from assay.data.prompts import PromptTemplate
@@ -11,32 +10,40 @@ from assay.optimizer.evaluate import Evaluation
 from assay.optimizer.guards import check_candidate
 from assay.optimizer.reasoner import FIELD_CAPS, Example
 from assay.optimizer.records import IterationRecord
+from assay.optimizer.selection import confirm
 from assay.records import Sample
 from assay.store.runstore import ResultRecord
 from assay.trace import render_trace
 
+DEMOS = 4  # demonstrations per set: enough to show the labels, short for small contexts
+POOL_MAX = 24  # train rows reserved as demonstrations at most
+
+
+def demo_pool(ctx: OptimizeContext) -> list[Sample]:
+    """Train rows reserved for demonstrations, the same for the whole run (seeded).
+
+    No prompt is ever scored on a pool row, so a demonstration can never meet the row a
+    candidate is scored on, whichever strategy showed it. Empty without references or when
+    train is too small to spare rows.
+    """
+    labelled = [s for s in ctx.split.train if s.reference]
+    if len(ctx.split.train) < 2 * DEMOS or len(labelled) < DEMOS:
+        return []
+    size = min(POOL_MAX, max(DEMOS, len(ctx.split.train) // 3), len(labelled))
+    return random.Random(f"{ctx.config.seed}:demo-pool").sample(labelled, size)
+
+
+def scoring_train(ctx: OptimizeContext) -> list[Sample]:
+    """The train rows prompts are scored on: train without the demonstration pool."""
+    pool = {s.id for s in demo_pool(ctx)}
+    return [s for s in ctx.split.train if s.id not in pool]
+
 
 def train_batch(ctx: OptimizeContext, idx: int) -> list[Sample]:
-    """A seeded mini-batch of train per iteration (the whole train split if it is smaller)."""
-    train = ctx.split.train
-    size = min(ctx.config.batch_size, len(train))
-    return random.Random(f"{ctx.config.seed}:{idx}").sample(train, size)
-
-
-def paired_gain(best: Evaluation, candidate: Evaluation) -> tuple[float | None, float | None]:
-    """Mean paired difference on val, and its standard error (the noise it must beat)."""
-    diffs = []
-    for sample_id in best.results:
-        a, b = best.value(sample_id), candidate.value(sample_id)
-        if a is not None and b is not None:
-            diffs.append(b - a)
-    if not diffs:
-        return None, None
-    mean = sum(diffs) / len(diffs)
-    if len(diffs) < 2:
-        return mean, None
-    var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
-    return mean, math.sqrt(var / len(diffs))
+    """A seeded mini-batch of the scoring rows per iteration (all of them if they are fewer)."""
+    rows = scoring_train(ctx)
+    size = min(ctx.config.batch_size, len(rows))
+    return random.Random(f"{ctx.config.seed}:{idx}").sample(rows, size)
 
 
 def failing_examples(evaluation: Evaluation, samples: list[Sample]) -> list[Example]:
@@ -86,7 +93,7 @@ async def verify(
     """Guards, then the train batch, then val: the cheapest rejection first."""
     held_out = [*ctx.split.val, *ctx.split.test]
     train_refs = [s.reference for s in ctx.split.train if s.reference]
-    problem = check_candidate(candidate, state.best, held_out, train_refs)
+    problem = check_candidate(candidate, state.best, held_out, train_refs, train=ctx.split.train)
     if problem:
         return record.model_copy(update={"reason": problem})
     on_batch = await ctx.evaluate(candidate, batch)
@@ -98,23 +105,7 @@ async def verify(
                 f"({parent.mean or 0:.3f} -> {on_batch.mean or 0:.3f})"
             }
         )
-    on_val = await ctx.evaluate(candidate, ctx.split.val)
-    gain, noise = paired_gain(state.best_val, on_val)
-    record = record.model_copy(update={"val_candidate": on_val.mean, "gain": gain, "noise": noise})
-    return accept_or_reject(record, ctx)
-
-
-def accept_or_reject(record: IterationRecord, ctx: OptimizeContext) -> IterationRecord:
-    rule = ctx.config.acceptance
-    gain, noise = record.gain, record.noise or 0.0
-    if gain is None:
-        return record.model_copy(update={"reason": "no scored val items to compare"})
-    bar = max(rule.min_gain, rule.noise_z * noise)
-    if gain > 0 and gain >= bar:
-        return record.model_copy(
-            update={"status": "accepted", "reason": f"val gain {gain:+.3f} >= {bar:.3f}"}
-        )
-    return record.model_copy(update={"reason": f"val gain {gain:+.3f} below the bar {bar:.3f}"})
+    return await confirm([(record, candidate)], state, ctx)  # the accept rule (selection.py)
 
 
 def outcome_text(record: IterationRecord) -> str:

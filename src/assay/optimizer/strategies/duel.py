@@ -171,6 +171,10 @@ class DuelStrategy(Strategy):
 
     name = "duel"
     menu = "pairwise duels judged in both orders (needs --judge; no references needed)"
+    needs_judge = True
+    chooser_line = (
+        "compare prompts' responses pairwise with the judge (no reference answers needed)"
+    )
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:
@@ -351,4 +355,5 @@ def admissible(text: str, state: LoopState, ctx: OptimizeContext) -> bool:
     """A child joins the pool only if it could later pass the val check's guards."""
     held_out = [*ctx.split.val, *ctx.split.test]
     refs = [s.reference for s in ctx.split.train if s.reference]
-    return check_candidate(PromptTemplate.from_text(text), state.best, held_out, refs) is None
+    candidate = PromptTemplate.from_text(text)
+    return check_candidate(candidate, state.best, held_out, refs, train=ctx.split.train) is None

@@ -1,10 +1,10 @@
 """Few-shot demonstrations from train, aimed at the failures the best prompt shows.
 
-Each step splits train (seeded) into an evaluation batch and a demonstration pool, so no
-candidate is ever scored on its own demonstration rows; val and test never supply one. The
-candidate sets target what goes wrong: the pool rows most like the failing rows, rows covering
-the labels the model gets wrong, and seeded mixes of both. The best set on the batch goes
-through the usual guards-batch-val check. No reasoner is needed.
+Demonstrations come from the run's demonstration pool, train rows that no prompt is ever
+scored on (``common.demo_pool``), so no candidate meets its own demonstration rows; val and
+test never supply one. The candidate sets target what goes wrong: the pool rows most like
+the failing rows, rows covering the labels the model gets wrong, and seeded mixes of both.
+The best set on the batch goes through the usual guards-batch-val check. No reasoner is needed.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from assay.data.prompts import SLOT, PromptTemplate
 from assay.optimizer.context import LoopState, OptimizeContext
 from assay.optimizer.evaluate import Evaluation
 from assay.optimizer.records import IterationRecord, prompt_diff
 from assay.optimizer.strategies.base import Strategy
-from assay.optimizer.strategies.common import verify
+from assay.optimizer.strategies.common import DEMOS, demo_pool, train_batch, verify
 from assay.records import Sample
 
 EXAMPLES_HEADER = "## Examples"
-DEMOS = 4  # demonstrations per candidate set: enough to show the labels, short for small contexts
 CANDIDATE_SETS = 4
 DEMO_CHARS = 300
 _DEMO_LINE = ("Input:", "Answer:")
@@ -54,16 +53,24 @@ def demo_input(sample: Sample) -> str:
     return _one_line(text)
 
 
-def examples_block(demos: Sequence[Sample]) -> str:
-    rows = [f"Input: {demo_input(d)}\nAnswer: {_one_line(d.reference or '')}" for d in demos]
+def examples_block(demos: Sequence[Sample], answers: Mapping[str, str] | None = None) -> str:
+    """The section; each answer is the reference unless ``answers`` gives one for the row (a
+    bootstrapped demonstration shows what the model itself wrote)."""
+    shown = answers or {}
+    rows = [
+        f"Input: {demo_input(d)}\nAnswer: {_one_line(shown.get(d.id, d.reference or ''))}"
+        for d in demos
+    ]
     return EXAMPLES_HEADER + "\n" + "\n\n".join(rows)
 
 
-def with_examples(text: str, demos: Sequence[Sample]) -> str:
+def with_examples(
+    text: str, demos: Sequence[Sample], answers: Mapping[str, str] | None = None
+) -> str:
     """The prompt with its Examples section replaced by ``demos``: before the first slot line in
     a template (the row's input stays last), else at the end."""
     rest, _ = split_examples(text)
-    block = examples_block(demos)
+    block = examples_block(demos, answers)
     lines = rest.splitlines()
     first_slot = next((i for i, line in enumerate(lines) if SLOT.search(line)), None)
     if first_slot is None:
@@ -134,11 +141,8 @@ def candidate_sets(
 
 
 def batch_and_pool(ctx: OptimizeContext, idx: int) -> tuple[list[Sample], list[Sample]]:
-    """A seeded evaluation batch and the disjoint rest of train that demonstrations come from."""
-    train = ctx.split.train
-    order = random.Random(f"{ctx.config.seed}:fewshot:{idx}").sample(train, len(train))
-    size = min(ctx.config.batch_size, max(1, len(train) - max(2 * DEMOS, len(train) // 3)))
-    return order[:size], [s for s in order[size:] if s.reference]
+    """The step's evaluation batch and the run's demonstration pool: disjoint train rows."""
+    return train_batch(ctx, idx), demo_pool(ctx)
 
 
 def failing_samples(evaluation: Evaluation, batch: Sequence[Sample]) -> list[Sample]:
@@ -166,6 +170,7 @@ class FewShotStrategy(Strategy):
     menu = "demonstrations from train aimed at the failures; no reasoner needed"
     needs_reference = True  # a demonstration shows the reference answer
     uses_reasoner = False
+    chooser_line = "add worked examples from train aimed at the failing cases"
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:

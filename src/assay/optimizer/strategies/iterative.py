@@ -21,6 +21,7 @@ class IterativeStrategy(Strategy):
 
     name = "iterative"
     menu = "diagnose the failures, rewrite the prompt"
+    chooser_line = "diagnose the failures and rewrite the wording of the prompt"
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:

@@ -96,6 +96,7 @@ class ParetoStrategy(Strategy):
 
     name = "pareto"
     menu = "a pool of prompts that each win some items; rewrite from their own failures"
+    chooser_line = "keep prompts that win on different items and rewrite from their failures"
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:

@@ -182,7 +182,9 @@ def usable(
     kept: dict[str, PromptTemplate] = {}
     for name, text in variants.items():
         candidate = PromptTemplate.from_text(text)
-        if candidate.hash in seen or check_candidate(candidate, state.best, held_out, refs):
+        if candidate.hash in seen or check_candidate(
+            candidate, state.best, held_out, refs, train=ctx.split.train
+        ):
             continue
         seen.add(candidate.hash)
         kept[name] = candidate
@@ -206,6 +208,7 @@ class StructuralStrategy(Strategy):
 
     name = "structural"
     menu = "the same instructions in other layouts (sections, XML, format first, ...)"
+    chooser_line = "try the same instructions in other layouts (sections, tags, format first)"
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:
