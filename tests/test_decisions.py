@@ -11,6 +11,7 @@ import re
 import threading
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from statistics import NormalDist
 
@@ -26,6 +27,7 @@ from assay.analysis.decisions import (
     outcome_of,
     seeded_order,
 )
+from assay.analysis.results import RunReport
 from assay.analysis.summary import VariantSummary
 from assay.benchmark.adaptive import round_ends
 from assay.data import demo_path
@@ -33,7 +35,7 @@ from assay.providers.specs import resolve_model
 from assay.scoring.sequential import confidence_sequence
 from assay.scoring.stats import Aggregate, paired_compare
 from assay.store.runstore import RunStore
-from assay.testing import Action, ChatRequest, ScriptedServer, error
+from assay.testing import Action, ChatRequest, Handler, ScriptedServer, error
 from assay.ui import make_server
 from tests.run_helpers import LabelZoo, assay, write_prices
 from tests.test_crash_resume import Killer, start_and_kill
@@ -368,15 +370,16 @@ def test_verdicts_agree_in_table_json_show_report_dashboard_and_api(
         dashboard.server_close()
 
 
-def test_a_variant_stopped_against_a_rounds_best_keeps_that_verdict(tmp_path: Path) -> None:
-    """Without --baseline the best variant may change between rounds: a variant stopped as
-    inferior to the best of its round is reported with that verdict, naming that variant,
-    never as "not settled" against a later best."""
+def _four_models_adaptive(
+    tmp_path: Path, wrap: Callable[[Handler], Handler] = lambda inner: inner
+) -> tuple[RunReport, Counter[str]]:
+    """perf.decisions' four scripted models (0.90/0.88/0.75/0.60) on 500 rows, seed 6,
+    adaptive at margin 0.05 with the best as reference; the report and calls per model."""
     from perf.decisions import FOUR, LabelModel, _truth, engine_case, label_of
 
     labels = tuple(f"compat/{label_of(a)}" for a in FOUR)
     case = engine_case(6, 500, tmp_path, labels)
-    with ScriptedServer(LabelModel(6, _truth(500))) as srv:
+    with ScriptedServer(wrap(LabelModel(6, _truth(500)))) as srv:
         report = api.run(
             RunConfig(
                 data=str(case.data),
@@ -389,6 +392,15 @@ def test_a_variant_stopped_against_a_rounds_best_keeps_that_verdict(tmp_path: Pa
             store=tmp_path / "store",
             prices=case.prices,
         )
+        calls = Counter(f"compat/{r.model}" for r in srv.requests)
+    return report, calls
+
+
+def test_a_variant_stopped_against_a_rounds_best_keeps_that_verdict(tmp_path: Path) -> None:
+    """Without --baseline the best variant may change between rounds: a variant stopped as
+    inferior to the best of its round is reported with that verdict, naming that variant,
+    never as "not settled" against a later best."""
+    report, _ = _four_models_adaptive(tmp_path)
     assert report.decisions is not None
     stopped = [d for d in report.decisions.variants if d.stopped_early]
     assert stopped and all(d.outcome in ("inferior", "non-inferior", "superior") for d in stopped)
@@ -444,33 +456,20 @@ def test_unscored_samples_do_not_move_a_variants_stopping_point(
 ) -> None:
     """Rounds count samples run, scored or not: a variant whose first samples failed is
     stopped (or not) where the executor stopped it, and says so."""
-    from perf.decisions import FOUR, ITEM, LabelModel, _truth, engine_case, label_of
+    from perf.decisions import ITEM
 
-    labels = tuple(f"compat/{label_of(a)}" for a in FOUR)
-    case = engine_case(6, 500, tmp_path, labels)
-    bad = {int(sid) - 1 for sid in case.order[:failing]}
-    inner = LabelModel(6, _truth(500))
+    def failing_first(inner: Handler) -> Handler:
+        def handler(request: ChatRequest) -> Action | Awaitable[Action]:
+            found = ITEM.search(request.last_user_text)
+            if request.model == model and found and int(found.group(1)) in bad:
+                return error(400, "scripted bad request")
+            return inner(request)
 
-    def handler(request: ChatRequest) -> Action:
-        found = ITEM.search(request.last_user_text)
-        if request.model == model and found and int(found.group(1)) in bad:
-            return error(400, "scripted bad request")
-        return inner(request)
+        return handler
 
-    with ScriptedServer(handler) as srv:
-        report = api.run(
-            RunConfig(
-                data=str(case.data),
-                prompts=[str(case.prompt)],
-                models=[resolve_model(label, base_url=srv.base_url) for label in labels],
-                scoring=ScoringConfig(metrics=["label"]),
-                seed=6,
-                decision=DecisionConfig(margin=0.05, adaptive=True),
-            ),
-            store=tmp_path / "store",
-            prices=case.prices,
-        )
-        calls = Counter(f"compat/{r.model}" for r in srv.requests)
+    order = seeded_order([str(i) for i in range(1, 501)], 6)  # as engine_case orders them
+    bad = {int(sid) - 1 for sid in order[:failing]}  # sample ids are 1-based rows
+    report, calls = _four_models_adaptive(tmp_path, failing_first)
     assert report.decisions is not None
     for d in report.decisions.variants:
         assert d.samples == calls[d.variant]  # what was run, scored or not

@@ -108,6 +108,25 @@ async def verify(
     return await confirm([(record, candidate)], state, ctx)  # the accept rule (selection.py)
 
 
+def step_record(
+    name: str, idx: int, state: LoopState, train_parent: float | None = None, **extra: object
+) -> IterationRecord:
+    """A step's record before it has a candidate: rejected, on the best prompt so far."""
+    return IterationRecord.model_validate(
+        {
+            "idx": idx,
+            "strategy": name,
+            "status": "rejected",
+            "parent_hash": state.best.hash,
+            "prompt_hash": state.best.hash,
+            "prompt": state.best.text,
+            "train_parent": train_parent,
+            "val_best_before": state.best_val.mean,
+            **extra,
+        }
+    )
+
+
 def outcome_text(record: IterationRecord) -> str:
     if record.status == "accepted":
         return f"helped ({record.gain:+.3f} on val, accepted)"

@@ -19,7 +19,7 @@ from assay.optimizer.context import LoopState, OptimizeContext
 from assay.optimizer.evaluate import Evaluation
 from assay.optimizer.records import IterationRecord, prompt_diff
 from assay.optimizer.strategies.base import Strategy
-from assay.optimizer.strategies.common import DEMOS, demo_pool, train_batch, verify
+from assay.optimizer.strategies.common import DEMOS, demo_pool, step_record, train_batch, verify
 from assay.records import Sample
 
 EXAMPLES_HEADER = "## Examples"
@@ -179,14 +179,10 @@ class FewShotStrategy(Strategy):
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord:
         idx = len(state.records)
         batch, pool = batch_and_pool(ctx, idx)
-        record = IterationRecord(
-            idx=idx,
-            strategy=self.name,
-            status="rejected",
-            parent_hash=state.best.hash,
-            prompt_hash=state.best.hash,
-            prompt=state.best.text,
-            val_best_before=state.best_val.mean,
+        record = step_record(
+            self.name,
+            idx,
+            state,
         )
         if not pool:
             return record.model_copy(

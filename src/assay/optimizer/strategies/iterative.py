@@ -10,6 +10,7 @@ from assay.optimizer.strategies.base import Strategy
 from assay.optimizer.strategies.common import (
     failing_examples,
     outcome_text,
+    step_record,
     train_batch,
     verify,
 )
@@ -41,15 +42,11 @@ class IterativeStrategy(Strategy):
             max_tokens=ctx.config.reasoning_max_tokens, temperature=0.0, seed=ctx.config.seed
         )
         outcome = await propose(ctx.engine, ctx.config.reasoner, messages, params)
-        record = IterationRecord(
-            idx=idx,
-            strategy=self.name,
-            status="rejected",
-            parent_hash=state.best.hash,
-            prompt_hash=state.best.hash,
-            prompt=state.best.text,
-            train_parent=parent.mean,
-            val_best_before=state.best_val.mean,
+        record = step_record(
+            self.name,
+            idx,
+            state,
+            parent.mean,
             examples_shown=shown,
             reasoner_replies=outcome.replies,
         )

@@ -46,6 +46,7 @@ from assay.optimizer.strategies.bootstrap import (
 from assay.optimizer.strategies.common import (
     demo_pool,
     failing_examples,
+    step_record,
     train_batch,
     verify,
 )
@@ -169,15 +170,11 @@ class ScreenStrategy(Strategy):
         idx = len(state.records)
         batch = train_batch(ctx, idx)
         parent = await ctx.evaluate(state.best, batch)
-        record = IterationRecord(
-            idx=idx,
-            strategy=self.name,
-            status="rejected",
-            parent_hash=state.best.hash,
-            prompt_hash=state.best.hash,
-            prompt=state.best.text,
-            train_parent=parent.mean,
-            val_best_before=state.best_val.mean,
+        record = step_record(
+            self.name,
+            idx,
+            state,
+            parent.mean,
         )
         candidates, record = await self._candidates(state, ctx, parent, batch, record)
         if not candidates:

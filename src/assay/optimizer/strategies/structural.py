@@ -20,7 +20,7 @@ from assay.optimizer.guards import check_candidate
 from assay.optimizer.reasoner import CHARS_PER_TOKEN, build_messages, propose
 from assay.optimizer.records import IterationRecord, prompt_diff
 from assay.optimizer.strategies.base import Strategy
-from assay.optimizer.strategies.common import failing_examples, train_batch, verify
+from assay.optimizer.strategies.common import failing_examples, step_record, train_batch, verify
 from assay.optimizer.strategies.fewshot import split_examples
 from assay.optimizer.strategies.iterative import IterativeStrategy
 from assay.records import GenerationParams, Message, Sample
@@ -222,15 +222,11 @@ class StructuralStrategy(Strategy):
         guided, replies, diagnosis = await self._guided(state, ctx, parent, batch)
         if guided:
             variants["reasoner"] = guided
-        record = IterationRecord(
-            idx=idx,
-            strategy=self.name,
-            status="rejected",
-            parent_hash=state.best.hash,
-            prompt_hash=state.best.hash,
-            prompt=state.best.text,
-            train_parent=parent.mean,
-            val_best_before=state.best_val.mean,
+        record = step_record(
+            self.name,
+            idx,
+            state,
+            parent.mean,
             diagnosis=diagnosis,
             reasoner_replies=replies,
         )
