@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from assay.engine.batch import BatchSettings, ModelBatches
 from assay.errors import AuthError, BudgetExceeded, ProviderError
 from assay.evaluation.batch_progress import BatchTally
-from assay.evaluation.execute import ExecutionOutcome, RunContext, execute
+from assay.evaluation.execute import ExecutionOutcome, RunContext, execute, item_result
 from assay.evaluation.items import WorkItem
 from assay.providers.batch import BatchEntry, BatchStatus
 from assay.records import Completion, ModelConfig, canonical_json, repair_surrogates, sha256_text
-from assay.store.runstore import BATCH_COLLECTED, BatchRecord, ResultRecord
+from assay.store.runstore import BATCH_COLLECTED, BatchRecord
 
 Reserved = dict[str, tuple[WorkItem, float]]  # custom_id -> (item, budget reserved for it)
 
@@ -206,15 +206,7 @@ class _ModelRun:
         except AuthError as exc:
             self._stop(exc, fatal=True)
             return False
-        result = ResultRecord(
-            run_id=self.ctx.run_id,
-            variant=item.variant.key,
-            sample_id=item.sample.id,
-            repeat=item.repeat,
-            request=item.request,
-            completion=completion,
-            scores=scores,
-        )
+        result = item_result(item, self.ctx, completion, scores)
         self.ctx.store.save_result(result, self.ctx.engine.ledger.snapshot())
         self.outcome.completed += 1
         self.ctx.progress.on_result(result)

@@ -120,9 +120,9 @@ async def run_item(item: WorkItem, ctx: RunContext) -> ResultRecord:
         # An error body is the server's text: it may hold half an emoji, which no store encodes.
         reason = repair_surrogates(str(exc))
         failed = {name: Score.error(reason) for name in ctx.scorer.names}
-        return _record(item, ctx, None, failed, exc.kind, reason)
+        return item_result(item, ctx, None, failed, exc.kind, reason)
     scores = await ctx.scorer.score(item.sample, completion.text)
-    return _record(item, ctx, completion, scores)
+    return item_result(item, ctx, completion, scores)
 
 
 async def _run_pipeline_item(
@@ -135,12 +135,12 @@ async def _run_pipeline_item(
     if outcome.error is not None or completion is None:
         error = outcome.error or "the pipeline gave no output"
         failed = {name: Score.error(error) for name in ctx.scorer.names}
-        return _record(item, ctx, completion, failed, outcome.error_kind, error)
+        return item_result(item, ctx, completion, failed, outcome.error_kind, error)
     scores = await ctx.scorer.score(item.sample, completion.text, trace=completion.pipeline)
-    return _record(item, ctx, completion, scores)
+    return item_result(item, ctx, completion, scores)
 
 
-def _record(
+def item_result(
     item: WorkItem,
     ctx: RunContext,
     completion: Completion | None,
