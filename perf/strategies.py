@@ -1,7 +1,7 @@
 """Each optimization strategy against the baseline prompt, at the same call budget.
 
     python -m perf.strategies [--rows 120] [--max-calls 250] [--max-iterations 4]
-                               [--strategies iterative,structural,fewshot,pareto,auto]
+                               [--strategies screen,iterative,pareto,structural,fewshot,auto]
                                [--json PATH] [--markdown]
 
 The task and the reasoning model are both the embedded SmolLM2-135M (no network, no key), on
@@ -28,7 +28,8 @@ from pathlib import Path
 
 from perf.common import machine_line, print_table
 
-STRATEGIES = ("iterative", "structural", "fewshot", "pareto", "auto")
+# Registry order (``STRATEGY_TYPES``), ``duel`` left out; ``auto`` last.
+STRATEGIES = ("screen", "iterative", "pareto", "structural", "fewshot", "auto")
 
 
 @dataclass(frozen=True)

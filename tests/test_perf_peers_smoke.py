@@ -225,6 +225,8 @@ def test_optimizer_peers_gepa_side(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_optimizer_peers_reflex_side(tmp_path: Path) -> None:
     """aevyra-reflex's ``local/`` provider looks at port 11434: the real model server there."""
     peer_or_skip("aevyra-reflex", "aevyra-reflex")
+    if not port_is_free(REFLEX_PORT):
+        pytest.skip(f"port {REFLEX_PORT} is in use (another model server); reflex needs it")
     out = tmp_path / "optimizers.json"
     argv = ["--tools", "reflex", "--rows", "12", "--seeds", "0", "--reflex-iterations", "1"]
     argv += ["--reflex-batch", "2", "--reasoning-max-tokens", "64"]
@@ -232,6 +234,18 @@ def test_optimizer_peers_reflex_side(tmp_path: Path) -> None:
     (record,) = json.loads(out.read_text())
     assert (record["tool"], record["rc"]) == ("reflex", 0), record["tail"]
     assert record["calls"]["task"] > 0 and record["calls"]["errors"] == 0
+
+
+REFLEX_PORT = 11434  # fixed by aevyra-reflex's ``local/`` provider
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:

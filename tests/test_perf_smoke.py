@@ -241,9 +241,17 @@ def test_strategies_run_at_the_same_budget_on_the_same_test_rows(
     assert sum(r["calls"] for r in rows) == sent  # every call the server got is in a row
     assert all(0 < r["calls"] <= max_calls for r in rows)  # the same budget, kept
     assert len({(r["baseline_test"], r["n_test"]) for r in rows}) == 1  # one test split
-    iterative = rows[0]
+    iterative = next(r for r in rows if r["strategy"] == "iterative")
     assert iterative["reasoning_calls"] >= 1 and iterative["accepted"] == 1
     assert iterative["final_test"] > iterative["baseline_test"]  # the scripted MAGIC prompt
     table = markdown_table(capsys.readouterr().out, "Strategies at the same call budget")
     assert [row["strategy"] for row in table] == list(strategies.STRATEGIES)
-    assert table[0]["calls (reasoning)"] == f"{iterative['calls']} ({iterative['reasoning_calls']})"
+    printed = next(row for row in table if row["strategy"] == "iterative")
+    assert printed["calls (reasoning)"] == f"{iterative['calls']} ({iterative['reasoning_calls']})"
+
+
+def test_strategies_covers_every_registered_strategy_but_duel() -> None:
+    """A strategy added to the registry is benchmarked too (duel needs a judge)."""
+    from assay.optimizer.strategies import STRATEGY_TYPES
+
+    assert set(strategies.STRATEGIES) == set(STRATEGY_TYPES) - {"duel"}

@@ -587,11 +587,12 @@ def check_model_run(proc: Any, out: Path, strategy: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("parses", [True, False], ids=["rewrites", "unparsable-reasoner"])
 @pytest.mark.parametrize(
     "strategy", ["iterative", "structural", "fewshot", "pareto", "duel", "screen", "auto"]
 )
 async def test_the_preflight_estimate_bounds_the_calls_each_strategy_makes(
-    tmp_path: Path, strategy: str
+    tmp_path: Path, strategy: str, parses: bool
 ) -> None:
     judge = strategy == "duel"
     data = (
@@ -599,7 +600,14 @@ async def test_the_preflight_estimate_bounds_the_calls_each_strategy_makes(
         if judge
         else small_dataset(tmp_path / "d.jsonl", 60)
     )
-    zoo = JudgeZoo(lambda i: proposal(f"Classify the sentiment, variant {i}. One word."))
+    # An unparsable reply is asked again (the error fed back): the bound must count the asks.
+    zoo = JudgeZoo(
+        lambda i: (
+            proposal(f"Classify the sentiment, variant {i}. One word.")
+            if parses
+            else "I would make the prompt clearer."
+        )
+    )
     with ScriptedServer(zoo) as srv:
         config = strategy_config(srv, data, strategy, judge=judge, max_iterations=4, patience=10)
         prepared = loop.prepare(config)

@@ -15,6 +15,7 @@ from assay.errors import ProviderError
 from assay.records import Completion, GenerationParams, Message, ModelConfig, Request
 from assay.scoring.judge_parse import strip_reasoning
 
+PROPOSE_RETRIES = 2  # a rewrite that does not parse is asked again, with the error, this often
 CHARS_PER_TOKEN = 3  # conservative: real text runs ~4 characters a token
 RETRY_RESERVE = 1400  # characters kept free for one round of parse-error feedback
 FIELD_CAPS = {"input": 500, "response": 300, "reference": 200, "reason": 240, "trace": 600}
@@ -179,7 +180,7 @@ async def propose(
     model: ModelConfig,
     messages: tuple[Message, ...],
     params: GenerationParams,
-    max_retries: int = 2,
+    max_retries: int = PROPOSE_RETRIES,
 ) -> ProposalOutcome:
     """Ask, parse, and on a parse error ask again with the error fed back (bounded)."""
     outcome = ProposalOutcome(proposal=None, error=None)

@@ -204,10 +204,11 @@ class AutoStrategy(Strategy):
 
     @classmethod
     def reasoning_calls(cls, iterations: int) -> int:
-        """One rewrite per step, plus one choice per phase; a phase can end after its share of
-        steps or after ``PHASE_PATIENCE`` rejections in a row."""
+        """The dearest phase's asks per step, plus one choice per phase; a phase can end after
+        its share of steps or after ``PHASE_PATIENCE`` rejections in a row."""
         shortest_phase = min(phase_share(iterations), PHASE_PATIENCE)
-        return iterations + math.ceil(iterations / max(1, shortest_phase))
+        asks = max(t.asks_per_step for t in registry().values() if t.chooser_line)
+        return iterations * asks + math.ceil(iterations / max(1, shortest_phase))
 
     def __init__(self) -> None:
         self._running: dict[str, Strategy] = {}  # they keep their pools across phases

@@ -22,6 +22,8 @@ class Strategy(ABC):
     uses_reasoner: ClassVar[bool] = True
     # What ``auto``'s chooser is told about this strategy; empty: auto never runs it as a phase.
     chooser_line: ClassVar[str] = ""
+    # Reasoner calls one step may make: more than one when an unparsable reply is asked again.
+    asks_per_step: ClassVar[int] = 1
 
     @abstractmethod
     async def step(self, state: LoopState, ctx: OptimizeContext) -> IterationRecord: ...
@@ -35,7 +37,7 @@ class Strategy(ABC):
     @classmethod
     def reasoning_calls(cls, iterations: int) -> int:
         """Worst-case reasoner calls over a run of ``iterations`` steps."""
-        return iterations
+        return iterations * cls.asks_per_step
 
     @classmethod
     def check_config(cls, config: OptimizeConfig) -> None:

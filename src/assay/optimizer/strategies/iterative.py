@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from assay.data.prompts import PromptTemplate
 from assay.optimizer.context import LoopState, OptimizeContext
-from assay.optimizer.reasoner import Example, LogEntry, ReasonerInput, build_messages, propose
+from assay.optimizer.reasoner import (
+    PROPOSE_RETRIES,
+    Example,
+    LogEntry,
+    ReasonerInput,
+    build_messages,
+    propose,
+)
 from assay.optimizer.records import IterationRecord, prompt_diff
 from assay.optimizer.strategies.base import Strategy
 from assay.optimizer.strategies.common import (
@@ -23,6 +30,7 @@ class IterativeStrategy(Strategy):
     name = "iterative"
     menu = "diagnose the failures, rewrite the prompt"
     chooser_line = "diagnose the failures and rewrite the wording of the prompt"
+    asks_per_step = 1 + PROPOSE_RETRIES
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:

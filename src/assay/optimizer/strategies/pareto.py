@@ -17,7 +17,13 @@ from dataclasses import replace
 
 from assay.data.prompts import PromptTemplate
 from assay.optimizer.context import LoopState, OptimizeContext
-from assay.optimizer.reasoner import Example, ProposalOutcome, build_messages, propose
+from assay.optimizer.reasoner import (
+    PROPOSE_RETRIES,
+    Example,
+    ProposalOutcome,
+    build_messages,
+    propose,
+)
 from assay.optimizer.records import IterationRecord, prompt_diff
 from assay.optimizer.strategies.base import Strategy
 from assay.optimizer.strategies.common import failing_examples, train_batch, verify
@@ -75,7 +81,7 @@ async def reflect(
     ctx: OptimizeContext,
     parent: PromptTemplate,
     examples: list[Example],
-    retries: int = 2,
+    retries: int = PROPOSE_RETRIES,
 ) -> tuple[ProposalOutcome, int]:
     """The reasoner's rewrite of ``parent`` (not necessarily the best prompt) from its failures."""
     inp = replace(
@@ -97,6 +103,7 @@ class ParetoStrategy(Strategy):
     name = "pareto"
     menu = "a pool of prompts that each win some items; rewrite from their own failures"
     chooser_line = "keep prompts that win on different items and rewrite from their failures"
+    asks_per_step = 1 + PROPOSE_RETRIES
 
     @classmethod
     def step_task_calls(cls, batch: int) -> int:
