@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,24 @@ def test_a_429_storm_takes_the_limit_to_one_and_every_row_still_completes(
     assert use.overloaded == storm and use.limit is not None
     assert use.limit.lowest == 1  # backed off to one call in flight
     assert use.limit.final > 1  # and grew again once replies came back
+
+
+def test_the_progress_display_shows_the_limit_where_it_stands(tmp_path: Path) -> None:
+    """Under auto:64 the live display has a concurrency row; its last redraw, at the end of
+    the run, shows the limit the run ended with. A fixed concurrency has no such row."""
+    data = rows_file(tmp_path / "d.jsonl", 200)
+    with ScriptedServer(lambda _r: reply("x", delay=0.01)) as srv:
+        args = [a for a in run_args(data, srv) if a != "--json"]
+        auto = assay(*args, "--concurrency", "auto:64", env={"COLUMNS": "120"})
+        fixed = assay(*args, "--concurrency", "8", env={"COLUMNS": "120"})
+    assert auto.returncode == 0 and fixed.returncode == 0, auto.stderr + fixed.stderr
+    shown = re.findall(r"^concurrency\b.* (\d+)/64 +auto\s*$", auto.stderr, re.MULTILINE)
+    assert len(shown) == 1, auto.stderr  # one row, drawn once its last value is known
+    run_id = re.findall(r"Details: assay show (\S+)", auto.stdout)[-1]
+    use = endpoint_of(json.loads(assay("show", run_id, "--json").stdout))
+    assert use.limit is not None and use.limit.final > 4  # it moved from its start of 4
+    assert int(shown[0]) == use.limit.final
+    assert not re.search(r"^concurrency\b", fixed.stderr, re.MULTILINE)
 
 
 def test_a_resume_keeps_auto_and_its_ceiling(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A dataset is streamed: validated in one pass, then its rows read again on demand."""
+"""A dataset is validated in one pass; its rows are kept from that pass when few
+(``KeepRows``), else streamed: read again from the file on demand."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from assay.benchmark.config import RunConfig
 from assay.benchmark.plan import RunPlan, build_variants, estimate_judge, estimate_task
 from assay.data import PromptTemplate, load_dataset
+from assay.data.datasets import STREAM, KeepRows
 from assay.errors import DataError
 from assay.evaluation.config import ScoringConfig
 from assay.pricing import PriceTable
@@ -83,24 +85,33 @@ def write(tmp_path: Path, name: str, content: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("keep", [KeepRows(), STREAM], ids=["kept", "streamed"])
 @pytest.mark.parametrize("name", FILES)
-def test_each_pass_reads_the_same_rows(tmp_path: Path, name: str) -> None:
+def test_each_pass_reads_the_same_rows(tmp_path: Path, name: str, keep: KeepRows) -> None:
     content, references = FILES[name]
     path = write(tmp_path, name, content)
-    ds = load_dataset(path)
+    ds = load_dataset(path, keep=keep)
     first, second = list(ds.iter_samples()), list(ds.iter_samples())
     assert first == second
+    assert (ds.kept is None) == (keep == STREAM)
+    assert first == list(load_dataset(path, keep=STREAM if ds.kept else KeepRows()).samples)
     assert [s.reference for s in first] == references
     assert (len(ds), ds.n_with_reference, ds.has_reference) == (3, 2, True)
     assert ds.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert ds.samples == first
 
 
-def test_loading_keeps_no_rows(tmp_path: Path) -> None:
-    ds = load_dataset(write(tmp_path, "d.jsonl", jsonl({"text": "a"}, {"text": "b"})))
-    assert [s.id for s in ds.iter_samples()] == ["1", "2"]
+def test_loading_keeps_no_rows_past_its_limits(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.jsonl", jsonl(*({"text": str(i)} for i in range(5))))
+    assert load_dataset(path, keep=KeepRows(max_rows=4)).kept is None
+    assert load_dataset(path, keep=KeepRows(max_bytes=30)).kept is None
+    first_two = load_dataset(path, use_first=2, keep=KeepRows(max_rows=4)).kept
+    assert [s.id for s in first_two or ()] == ["1", "2"]  # the rows a --limit 2 run uses
+    assert [s.id for s in load_dataset(path, use_first=2).kept or ()] == list("12345")
+    ds = load_dataset(path, keep=STREAM)
+    assert [s.id for s in ds.iter_samples()] == ["1", "2", "3", "4", "5"]
     assert "samples" not in vars(ds)  # only the samples property materialises the list
-    assert len(ds.samples) == 2
+    assert len(ds.samples) == 5
     assert "samples" in vars(ds)
 
 
@@ -112,15 +123,16 @@ def test_iter_samples_stops_at_the_limit(tmp_path: Path) -> None:
 
 def test_a_file_changed_after_loading_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "d.jsonl", jsonl({"text": "a"}, {"text": "b"}))
-    ds = load_dataset(path)
+    ds, kept = load_dataset(path, keep=STREAM), load_dataset(path)
     path.write_text(jsonl({"text": "a"}, {"text": "B"}), encoding="utf-8")
     with pytest.raises(DataError, match="the file changed since it was loaded"):
         list(ds.iter_samples())
+    assert [s.messages[0].content for s in kept.iter_samples()] == ["a", "b"]  # as validated
 
 
 def test_a_limit_as_large_as_the_file_still_checks_it(tmp_path: Path) -> None:
     path = write(tmp_path, "d.jsonl", jsonl({"text": "a"}, {"text": "b"}))
-    ds = load_dataset(path)
+    ds = load_dataset(path, keep=STREAM)
     path.write_text(jsonl({"text": "a"}, {"text": "B"}), encoding="utf-8")
     with pytest.raises(DataError, match="the file changed since it was loaded"):
         list(ds.iter_samples(limit=2))

@@ -24,6 +24,7 @@ from assay.providers.specs import resolve_model
 from assay.records import EndpointUse, ModelConfig
 from assay.testing import Action, ChatRequest, ScriptedServer, echo, reply
 from tests.conftest import user_request
+from tests.optimize_helpers import MAGIC, OptimizeZoo, optimize_args, proposal, small_dataset
 from tests.run_helpers import LabelZoo, assay
 
 PROMPT = str(demo_path("sentiment_prompt.md"))
@@ -111,6 +112,29 @@ def test_a_models_config_lists_base_urls_and_the_results_json_counts_them(
     by_url = uses(json.loads(out.read_text()))
     assert [by_url[url].requests for url in urls] == list(counts)
     assert "Endpoints" in proc.stdout  # two endpoints: the table is printed
+
+
+def test_an_optimize_run_counts_its_endpoints_in_its_json_and_show(tmp_path: Path) -> None:
+    """The task model on two replicas, the reasoner on the first: each base URL's counts are
+    what its server received (task and reasoner calls alike), kept with the run's result."""
+    data = small_dataset(tmp_path / "d.jsonl", 40)
+    rewrite = proposal(f"Classify the sentiment of the movie review. {MAGIC}.")
+    zoo = OptimizeZoo([rewrite])
+    with ScriptedServer(zoo) as a, ScriptedServer(zoo) as b:
+        args = optimize_args(a, data, "--max-iterations", "1", "--base-url", b.base_url)
+        proc = assay(*args)
+        counts = {a.base_url: a.count, b.base_url: b.count}
+        result = json.loads(proc.stdout)
+        shown_json = json.loads(assay("show", result["run_id"], "--json").stdout)
+        shown = assay("show", result["run_id"], env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    by_url = uses(result)
+    assert {url: use.requests for url, use in by_url.items()} == counts
+    assert all(use.errors == 0 and use.limit is None for use in by_url.values())
+    assert min(counts.values()) > 0  # the task calls were spread over both
+    assert shown_json["endpoints"] == result["endpoints"]
+    assert "Endpoints" in shown.stdout
+    assert all(url in shown.stdout for url in counts)
 
 
 def test_the_cache_key_does_not_depend_on_the_endpoint_or_the_order(tmp_path: Path) -> None:

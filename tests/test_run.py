@@ -15,6 +15,7 @@ import pytest
 from assay.analysis.results import RunReport
 from assay.benchmark.config import RunConfig
 from assay.data import demo_path
+from assay.data.datasets import KeepRows
 from assay.engine.engine import Budget, EngineConfig
 from assay.evaluation.config import ScoringConfig
 from assay.jobs import BenchmarkJob, Session
@@ -244,10 +245,11 @@ def test_demo_slice_on_the_embedded_model(tmp_path: Path) -> None:
 
 
 def test_a_data_file_changed_mid_run_fails_the_run_in_one_line(tmp_path: Path) -> None:
-    """Rows are re-read from the file: an edit during the run ends it as failed, not as a
-    crash and not silently with rows the run did not validate."""
+    """A file too large to keep parsed is re-read for the calls: an edit during the run ends
+    it as failed, not as a crash and not silently with rows the run did not validate."""
     data = tmp_path / "d.jsonl"
-    rows = [{"text": f"review {i} " + "x" * 200, "label": "positive"} for i in range(400)]
+    pad = "x" * (KeepRows().max_bytes // 350)  # 400 rows: past what a dataset keeps parsed
+    rows = [{"text": f"review {i} " + pad, "label": "positive"} for i in range(400)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     edited = False
     zoo = LabelZoo()

@@ -18,7 +18,7 @@ from assay.analysis.summary import (
     VariantTally,
     self_hosting_cost_per_1k,
 )
-from assay.records import EndpointUse
+from assay.records import EndpointUse, merge_endpoint_use
 from assay.store.run_record import StoredRun, StoredVariant
 from assay.store.runstore import RunStore
 
@@ -71,6 +71,16 @@ def stored_endpoint_use(summary: dict[str, Any] | None) -> list[EndpointUse]:
         return [EndpointUse.model_validate(e) for e in (summary or {}).get("endpoints", [])]
     except (ValidationError, TypeError):
         return []
+
+
+def save_endpoint_use(store: RunStore, run_id: str, session: list[EndpointUse]) -> None:
+    """Add this session's per-endpoint counts to those the run's summary keeps (a run's or an
+    optimize run's); done as the session ends, however it ends (an interrupted one too),
+    while the run is still held."""
+    summary = store.get_run(run_id).summary or {}
+    merged = merge_endpoint_use(stored_endpoint_use(summary), session)
+    endpoints = [use.model_dump(mode="json") for use in merged]
+    store.set_status(run_id, "running", {**summary, "endpoints": endpoints})
 
 
 def tally(

@@ -6,7 +6,7 @@ Jobs (``assay.jobs``) call these steps; nothing here knows about the CLI.
 from __future__ import annotations
 
 from assay.analysis.results import RunReport
-from assay.analysis.run_analysis import analyse, stored_endpoint_use
+from assay.analysis.run_analysis import analyse, save_endpoint_use
 from assay.benchmark.adaptive import execute_adaptive
 from assay.benchmark.config import InlinePrompt, RunConfig
 from assay.benchmark.plan import RunPlan, build_variants
@@ -17,13 +17,13 @@ from assay.engine.engine import Engine
 from assay.errors import UserInputError
 from assay.evaluation.batch_execute import execute_with_batches
 from assay.evaluation.config import primary_metric
-from assay.evaluation.execute import NoProgress, ProgressSink, RunContext, execute
+from assay.evaluation.execute import NoProgress, ProgressSink, RunContext, execute, show_limit
 from assay.evaluation.scoring import build_scorer
 from assay.evaluation.session import Session
 from assay.pipeline.executor import PipelineRunner
 from assay.pipeline.loader import Pipeline, load_pipeline
 from assay.providers.specs import check_keys
-from assay.records import EndpointUse, ModelConfig, merge_endpoint_use
+from assay.records import ModelConfig
 from assay.scoring.metrics import build_metrics, check_metrics_against_dataset
 from assay.store.run_record import StoredRun, StoredShard, StoredVariant
 from assay.store.runstore import RunRecord, RunStore
@@ -33,7 +33,8 @@ def prepare(config: RunConfig) -> RunPlan:
     """Load and validate everything before any call: data, prompts, metrics, keys."""
     if not config.scoring.metrics and config.scoring.judge is None:
         raise UserInputError("Nothing to score with", "add --metric NAME or --judge SPEC")
-    dataset = load_dataset(config.data, config.mapping)
+    # Its rows, parsed by this one pass, serve the later ones when few (datasets.KeepRows).
+    dataset = load_dataset(config.data, config.mapping, use_first=config.limit)
     prompts = [_prompt(p) for p in config.prompts]
     for prompt in prompts:
         prompt.check_slots(dataset)
@@ -184,6 +185,7 @@ def _context(
     if plan.pipeline is not None:
         hidden = [plan.dataset.reference_field] if plan.dataset.reference_field else []
         pipeline = PipelineRunner(plan.pipeline, engine, hidden)
+    show_limit(progress, engine)
     return RunContext(run_id, session.store, engine, scorer, progress, pipeline=pipeline)
 
 
@@ -227,15 +229,6 @@ async def execute_run(
     report = analyse(store, run_id, status, reason)
     store.set_status(run_id, status, report.model_dump(mode="json", by_alias=True))
     return report
-
-
-def save_endpoint_use(store: RunStore, run_id: str, session: list[EndpointUse]) -> None:
-    """Add this session's per-endpoint counts to those the run's summary keeps; done as the
-    session ends, however it ends (an interrupted one too), while the run is still held."""
-    summary = store.get_run(run_id).summary or {}
-    merged = merge_endpoint_use(stored_endpoint_use(summary), session)
-    endpoints = [use.model_dump(mode="json") for use in merged]
-    store.set_status(run_id, "running", {**summary, "endpoints": endpoints})
 
 
 def _all_failed(store: RunStore, run_id: str) -> str | None:

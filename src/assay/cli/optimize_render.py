@@ -12,6 +12,7 @@ from rich.text import Text
 
 from assay.cli.console import cli_console
 from assay.cli.render import usd
+from assay.cli.render_endpoints import endpoints_table, worth_showing
 from assay.cli.untrusted import visible
 from assay.optimizer.records import IterationRecord, OptimizeResult, result_headline
 from assay.optimizer.selection import plan, plan_text, small_data_warning
@@ -93,6 +94,8 @@ def summary(result: OptimizeResult, output: Path | None, as_json: bool) -> None:
         console.print(Text(visible(line)))
     console.print(scores_table(result))
     console.print(trajectory_table(result.trajectory))
+    if worth_showing(result.endpoints):
+        console.print(endpoints_table(result.endpoints))
     if output is not None:
         console.print(Text(f"Best prompt written to {output} (the prompt scored above)."))
     console.print(Text(f"Details: assay show {result.run_id}"))

@@ -1,25 +1,31 @@
-"""A rich progress display per variant: done/total, errors, running cost; and a row for the
-run's batch jobs (submitted, in progress, done) when it has any."""
+"""A rich progress display per variant: done/total, errors, running cost; a row for the
+run's batch jobs (submitted, in progress, done) when it has any; and under ``--concurrency
+auto`` a ``concurrency`` row for the adaptive limit (a bar and ``23/64 auto``) as it moves."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from assay.benchmark.plan import RunPlan
 from assay.cli.untrusted import visible
+from assay.engine.limiter import LimitNow
 from assay.evaluation.batch_progress import BatchCounts
 from assay.store.runstore import ResultRecord
 
@@ -43,8 +49,8 @@ class RunProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            _NotOnGauges(TimeElapsedColumn()),
+            _NotOnGauges(TimeRemainingColumn()),
             console=Console(stderr=True),
             disable=quiet,
         )
@@ -57,6 +63,8 @@ class RunProgress:
             )
             self._tallies[v.key] = _Tally(task, already)
         self._batches: TaskID | None = None
+        self._limit_now: Callable[[], LimitNow | None] | None = None
+        self._limit: TaskID | None = None
         self._pushed_at = time.monotonic()
 
     def __enter__(self) -> RunProgress:
@@ -84,7 +92,20 @@ class RunProgress:
     def _push(self) -> None:
         for t in self._tallies.values():
             self._progress.update(t.task, completed=t.done, note=_note(t.errors, t.cost))
+        self._push_limit()
         self._pushed_at = time.monotonic()
+
+    def watch_limit(self, limit_now: Callable[[], LimitNow | None]) -> None:
+        """``--concurrency auto``: read the engine's limit at each redraw of the counts."""
+        self._limit_now = limit_now
+
+    def _push_limit(self) -> None:
+        now = self._limit_now() if self._limit_now is not None else None
+        if now is None:
+            return
+        if self._limit is None:  # a gauge: the limit against its ceiling, no times
+            self._limit = self._progress.add_task("concurrency", note="auto", gauge=True)
+        self._progress.update(self._limit, total=now.ceiling, completed=now.limit)
 
     def on_batches(self, counts: BatchCounts) -> None:
         """One row for the batch jobs: their requests done of those sent, and the jobs by state."""
@@ -100,3 +121,14 @@ class RunProgress:
 
 def _note(errors: int, cost: float) -> str:
     return f"{errors} err  ${cost:.4f}"
+
+
+class _NotOnGauges(ProgressColumn):
+    """A time column, left empty on a gauge row (the concurrency limit is not work done)."""
+
+    def __init__(self, inner: ProgressColumn) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def render(self, task: Task) -> RenderableType:
+        return Text("") if task.fields.get("gauge") else self._inner.render(task)

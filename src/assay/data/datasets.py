@@ -14,9 +14,11 @@ Formats, detected from the extension and the first record:
 
 Every problem is a :class:`DataError` located as ``file:line``, the real line in the file.
 
-The file is streamed: :func:`load_dataset` validates every row in one pass and keeps only
-counts, field names and the hash; :meth:`Dataset.iter_samples` reads the rows again. Memory
-does not grow with the number of rows (except a JSON array file, which is parsed whole).
+:func:`load_dataset` validates every row in one pass and keeps counts, field names and the
+hash. A dataset within :class:`KeepRows` (10,000 rows, 4 MiB) also keeps the rows that pass
+parsed, so a run reads and parses its file once. A larger one is streamed:
+:meth:`Dataset.iter_samples` reads the rows again for each pass, and memory does not grow
+with the number of rows (except a JSON array file, which is parsed whole).
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ MAX_LINE_BYTES = 64 << 20
 MAX_DEPTH = 100
 
 
+@dataclass(frozen=True)
+class KeepRows:
+    """How much of a dataset its validation pass keeps parsed: at most ``max_rows`` rows and
+    ``max_bytes`` of the file (a short row's Sample is about 2 KiB, so ~20 MiB at most).
+    Past either, the rows are streamed from the file for each pass instead."""
+
+    max_rows: int = 10_000
+    max_bytes: int = 4 << 20
+
+
+STREAM = KeepRows(max_rows=0, max_bytes=0)  # keep nothing: every pass reads the file
+
+
 class FieldMapping(BaseModel):
     """Which fields of a flat record hold the input and the reference (dotted for nesting)."""
 
@@ -84,11 +99,12 @@ class FieldMapping(BaseModel):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A validated dataset file: what a run needs up front, not the rows themselves.
+    """A validated dataset file: what a run needs up front, and the parsed rows when few.
 
-    :meth:`iter_samples` reads the rows again from the file, so a run's memory does not grow
-    with the dataset. :attr:`samples` reads them all into a list once, for callers that need
-    random access to a small dataset (optimization splits it).
+    :meth:`iter_samples` serves the rows the validation pass kept (``kept``, the first rows,
+    within :class:`KeepRows`), or else reads them again from the file, so a run's memory does
+    not grow with the dataset. :attr:`samples` holds them all in a list, for callers that
+    need random access to a small dataset (optimization splits it).
     """
 
     path: str
@@ -103,6 +119,8 @@ class Dataset:
     # What was repaired on load, each naming file:line (e.g. half of an emoji made U+FFFD).
     warnings: tuple[str, ...] = ()
     row_limit: int | None = None  # only the first rows are used (see head)
+    # The first rows, parsed by the validation pass; None: too many to hold, read them again.
+    kept: tuple[Sample, ...] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.n_rows
@@ -121,9 +139,16 @@ class Dataset:
         return replace(self, n_rows=len(rows), n_with_reference=with_reference, row_limit=limit)
 
     def iter_samples(self, limit: int | None = None) -> Iterator[Sample]:
-        """The rows in file order, at most ``limit``; each call reads the file afresh."""
+        """The rows in file order, at most ``limit``: those kept when they cover it (the
+        file is not read), else read afresh from the file."""
         limits = [n for n in (limit, self.row_limit) if n]
         limit = min(limits) if limits else None
+        kept = self.kept
+        if kept is not None and (len(kept) >= self.n_rows or (limit and limit <= len(kept))):
+            return iter(kept[:limit])
+        return self._read_again(limit)
+
+    def _read_again(self, limit: int | None) -> Iterator[Sample]:
         reader = _RowReader(Path(self.path))
         with closing(reader.rows()) as rows:
             for n, (line, row) in enumerate(rows, start=1):
@@ -167,9 +192,16 @@ class _Ctx:
 # ---------------------------------------------------------------- entry point
 
 
-def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path,
+    mapping: FieldMapping | None = None,
+    *,
+    use_first: int | None = None,
+    keep: KeepRows = KeepRows(),
+) -> Dataset:
     """Validate every row of ``path`` in one streamed pass; the first bad row raises a
-    DataError. Only counts, field names and ids are kept, not the rows."""
+    DataError. Counts, field names and ids are kept, and the parsed rows when they fit
+    ``keep`` (or the first ``use_first``, the rows the caller will use, when those do)."""
     p = Path(path)
     reader = _RowReader(p)
     with closing(reader.rows()) as rows:  # the file closes on the first bad row too
@@ -177,9 +209,9 @@ def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Datas
         if first is None:  # each format raises its own error first; this keeps the type exact
             raise DataError(str(p), None, "no records", _FORMATS_HINT)
         ctx = _make_context(p, first, reader.header_line, mapping)
-        tally = _Tally()
+        tally = _Tally(_Keeper(keep, use_first))
         for line, row in chain([first], rows):
-            tally.add(ctx, _read_row(ctx, line, row))
+            tally.add(ctx, _read_row(ctx, line, row), reader.n_bytes)
     return Dataset(
         path=str(p),
         format=ctx.format,
@@ -191,13 +223,39 @@ def load_dataset(path: str | Path, mapping: FieldMapping | None = None) -> Datas
         reference_field=_reference_field(ctx),
         _ctx=ctx,
         warnings=reader.repairs.warnings(str(p)),
+        kept=tally.keeper.kept(),
     )
+
+
+@dataclass
+class _Keeper:
+    """The rows of the validation pass while they fit its ``KeepRows``; past that, only the
+    first ``want`` (the rows the caller uses), or none."""
+
+    keep: KeepRows
+    want: int | None
+    rows: list[Sample] | None = field(default_factory=list)  # None: none kept, streamed
+    full: bool = False  # past the limits with the first ``want`` rows kept
+
+    def add(self, sample: Sample, bytes_read: int) -> None:
+        rows = self.rows
+        if rows is None or self.full:
+            return
+        if len(rows) >= self.keep.max_rows or bytes_read > self.keep.max_bytes:
+            self.full = self.want is not None and len(rows) >= self.want
+            self.rows = rows[: self.want] if self.full else None
+            return
+        rows.append(sample)
+
+    def kept(self) -> tuple[Sample, ...] | None:
+        return tuple(self.rows) if self.rows is not None else None
 
 
 @dataclass
 class _Tally:
     """What the validation pass keeps of the rows it has read."""
 
+    keeper: _Keeper
     n_rows: int = 0
     n_with_reference: int = 0
     fields: dict[str, None] = field(default_factory=dict)  # every field path, first seen first
@@ -205,7 +263,7 @@ class _Tally:
     # grows with the rows (an id string and an int each).
     id_lines: dict[str, int] = field(default_factory=dict)
 
-    def add(self, ctx: _Ctx, sample: Sample) -> None:
+    def add(self, ctx: _Ctx, sample: Sample, bytes_read: int) -> None:
         first = self.id_lines.get(sample.id)
         if first is not None:  # a JSON array on one line puts several rows on the same line
             raise ctx.error(
@@ -218,6 +276,7 @@ class _Tally:
         self.n_with_reference += sample.reference is not None
         for name in _paths(sample.fields, ""):
             self.fields.setdefault(name, None)
+        self.keeper.add(sample, bytes_read)
 
 
 def get_path(obj: Mapping[str, Any], dotted: str) -> Any:
@@ -326,13 +385,18 @@ class _RowReader:
     def __init__(self, p: Path) -> None:
         self.path = p
         self.digest = hashlib.sha256()
+        self.n_bytes = 0  # read so far
         self.header_line: int | None = None
         self.repairs = _Repairs()
+
+    def _hash(self, raw: bytes) -> None:
+        self.digest.update(raw)
+        self.n_bytes += len(raw)
 
     def rows(self) -> Generator[tuple[int, Row], None, None]:
         path, suffix = str(self.path), self.path.suffix.lower()
         with _open(self.path) as f:
-            lines = _decoded(path, _hashed(path, f, self.digest.update))
+            lines = _decoded(path, _hashed(path, f, self._hash))
             head, first_char = _up_to_content(path, lines)
             text = chain(head, lines)
             if suffix in (".csv", ".tsv"):

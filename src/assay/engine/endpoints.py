@@ -207,6 +207,12 @@ class Endpoints:
     def use(self) -> list[EndpointUse]:
         return [endpoint.use() for endpoint in self._by_url.values()]
 
+    def limits_now(self) -> int | None:
+        """The adaptive limits of the endpoints called so far, added up; None under a fixed
+        concurrency, or before the first call."""
+        limits = [e.limit.current for e in self._by_url.values() if e.limit is not None]
+        return sum(limits) if limits else None
+
     def _endpoint(self, url: str) -> Endpoint:
         if url not in self._by_url:
             limit = AdaptiveLimit(self._aimd) if self._aimd is not None else None

@@ -28,7 +28,13 @@ from assay.engine.accounting import (
 )
 from assay.engine.cache import ResponseCache, cache_key
 from assay.engine.endpoints import Endpoints
-from assay.engine.limiter import AUTO, DEFAULT_CEILING, AimdSettings, concurrency_fields
+from assay.engine.limiter import (
+    AUTO,
+    DEFAULT_CEILING,
+    AimdSettings,
+    LimitNow,
+    concurrency_fields,
+)
 from assay.engine.retry import RetryPolicy
 from assay.errors import BudgetExceeded, ProviderError, RequestTimeoutError
 from assay.pricing import PriceTable, cost_usd
@@ -277,6 +283,15 @@ class Engine:
     def endpoint_use(self) -> list[EndpointUse]:
         """Calls, errors and cool-downs per endpoint so far (and each adaptive limit)."""
         return self._endpoints.use()
+
+    def limit_now(self) -> LimitNow | None:
+        """Under ``concurrency="auto"``, where its limits stand now (for a progress display);
+        None under a fixed concurrency or before the first call to an endpoint."""
+        total = self._endpoints.limits_now()
+        if total is None:
+            return None
+        ceiling = self.config.max_in_flight
+        return LimitNow(min(total, ceiling), ceiling)
 
     async def _reserve(self, estimate: float) -> None:
         """Reserve the worst case; while calls in flight may give room back, wait for them

@@ -12,6 +12,7 @@ it has passed. The ceiling caps the limit; one is its floor.
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +57,15 @@ def _at_least_one(text: str, given: int | str) -> int:
             "or auto (auto:N caps it at N)"
         )
     return number
+
+
+@dataclass(frozen=True)
+class LimitNow:
+    """The adaptive limit of calls in flight at this moment (every endpoint's, added up, and
+    at most the ceiling, which also caps the calls in flight overall)."""
+
+    limit: int
+    ceiling: int
 
 
 class AdaptiveLimit:

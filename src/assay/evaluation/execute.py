@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from assay.engine.engine import Engine
+from assay.engine.limiter import LimitNow
 from assay.errors import AssayError, AuthError, BudgetExceeded, DataError, ProviderError
 from assay.evaluation.items import WorkItem
 from assay.evaluation.writer import ResultWriter
@@ -27,6 +28,20 @@ class ProgressSink(Protocol):
 class NoProgress:
     def on_result(self, result: ResultRecord) -> None:
         pass
+
+
+@runtime_checkable
+class LimitProgressSink(Protocol):
+    """A progress sink that also shows the adaptive concurrency limit: handed the engine's
+    reading once, it reads it when it redraws (the limit moves on every reply)."""
+
+    def watch_limit(self, limit_now: Callable[[], LimitNow | None]) -> None: ...
+
+
+def show_limit(progress: ProgressSink, engine: Engine) -> None:
+    """Under ``--concurrency auto``, let a progress display that can show the limit read it."""
+    if engine.config.auto and isinstance(progress, LimitProgressSink):
+        progress.watch_limit(engine.limit_now)
 
 
 @dataclass

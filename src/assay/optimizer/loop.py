@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from assay.analysis.run_analysis import save_endpoint_use, stored_endpoint_use
 from assay.data.datasets import Dataset, load_dataset
 from assay.data.prompts import PromptTemplate, load_prompt
 from assay.engine.engine import Engine
@@ -79,7 +80,8 @@ def prepare(config: OptimizeConfig) -> Prepared:
             f"Unknown strategy {config.strategy!r}", f"use one of {', '.join(STRATEGY_TYPES)}"
         )
     STRATEGY_TYPES[config.strategy].check_config(config)  # e.g. duel needs a judge
-    dataset = load_dataset(config.data, config.mapping).head(config.limit)
+    dataset = load_dataset(config.data, config.mapping, use_first=config.limit)
+    dataset = dataset.head(config.limit)
     prompt = load_prompt(config.prompt)
     prompt.check_slots(dataset)
     metrics = build_metrics(config.scoring.metrics, dataset.samples)
@@ -171,6 +173,9 @@ async def optimize(
             result = await finish(state, ctx, prepared, reporter)
         finally:  # the budget is for the whole run: what this session used counts on resume
             session.store.save_spent(run_id, engine.ledger.snapshot())
+            save_endpoint_use(session.store, run_id, engine.endpoint_use())
+    endpoints = stored_endpoint_use(session.store.get_run(run_id).summary)  # every session's
+    result = result.model_copy(update={"endpoints": endpoints})
     session.store.set_status(run_id, result.status, result.model_dump(mode="json", by_alias=True))
     return result
 
@@ -315,7 +320,7 @@ async def run_loop(
     state: LoopState, ctx: OptimizeContext, strategy: Strategy, reporter: Reporter
 ) -> None:
     while (reason := stop_reason(state, ctx)) is None:
-        reporter.phase(f"Iteration {len(state.records)}: diagnose and rewrite")
+        reporter.phase(f"Iteration {len(state.records)}: {strategy.name} step")
         try:
             record = await strategy.step(state, ctx)
         except BudgetExceeded as exc:

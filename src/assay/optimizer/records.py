@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from assay.records import EndpointUse
 from assay.scoring.stats import Aggregate, PairedComparison
 
 OPTIMIZE_SCHEMA = "assay.optimize/v1"
@@ -116,6 +117,8 @@ class OptimizeResult(BaseModel):
     spend: Spend
     best_prompt: str
     trajectory: list[IterationRecord]
+    # Calls, errors and cool-downs per endpoint (base URL), over the run's sessions.
+    endpoints: list[EndpointUse] = Field(default_factory=list)
 
     model_config = {"populate_by_name": True}
 
