@@ -24,9 +24,13 @@ val -> test gap (the optimizer's val score of its final prompt minus its held-ou
 Peers (aevyra-reflex, gepa) run as in ``perf.optimizer_peers``, from their own venv
 (``--peers-venv``), against that module's model server, when they are installed; otherwise
 their rows say "skipped". They get the same rows with the prompt as a system prompt (its
-``{{input}}`` line dropped), as their adapters send one.
+``{{input}}`` line dropped), as their adapters send one. Their calls are what the model server
+counted around each run; aevyra-reflex has no call cap (3 iterations of 8 rows), so a run past
+``--max-calls`` says "over N" in the calls column. Each peer's final prompt is also scored
+against the system prompt it was sent (its own effect; a separate table).
 
-``--quick`` is a smoke run: 40 optimizer rows, 20 held out, 120 calls, seed 0.
+``--quick`` is a smoke run: 40 optimizer rows, 20 held out, 120 calls, seed 0. Interrupted
+(Ctrl-C), the script reports the runs that finished.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Row:
     gap: float | None = None
     calls: int = 0
     reasoning_calls: int = 0
+    budget: int = 0  # the --max-calls the run was given; a peer without a cap can pass it
     wall_s: float = 0.0
     accepted: int = 0
     iterations: int = 0
@@ -118,18 +123,22 @@ class HeldOut:
 
     def __init__(self, max_tokens: int) -> None:
         self.max_tokens = max_tokens
-        self._values: dict[tuple[str, str], float | None] = {}
+        self._scores: dict[tuple[str, str], Any] = {}
 
     def values(self, prompt_text: str, test: Path) -> list[float | None]:
+        return [score.value for score in self.scores(prompt_text, test)]
+
+    def scores(self, prompt_text: str, test: Path) -> list[Any]:
+        """Each held-out row's ``Score``, in file order (its details hold the predicted label)."""
         from assay.data import load_dataset
         from assay.data.prompts import PromptTemplate
 
         samples = load_dataset(test).samples
         prompt = PromptTemplate.from_text(prompt_text)
-        todo = [s for s in samples if (prompt.hash, s.id) not in self._values]
+        todo = [s for s in samples if (prompt.hash, s.id) not in self._scores]
         if todo:
-            self._values.update(asyncio.run(self._score(prompt, todo, samples)))
-        return [self._values[(prompt.hash, s.id)] for s in samples]
+            self._scores.update(asyncio.run(self._score(prompt, todo, samples)))
+        return [self._scores[(prompt.hash, s.id)] for s in samples]
 
     async def _score(self, prompt: Any, todo: list[Any], every: list[Any]) -> dict[Any, Any]:
         from assay.engine.engine import Engine, EngineConfig
@@ -143,10 +152,10 @@ class HeldOut:
         params = GenerationParams(max_tokens=self.max_tokens, temperature=0.0, seed=0)
         async with Engine(EngineConfig(), prices=PriceTable.bundled()) as engine:
 
-            async def one(sample: Any) -> tuple[tuple[str, str], float | None]:
+            async def one(sample: Any) -> tuple[tuple[str, str], Any]:
                 request = Request(messages=prompt.render(sample), params=params)
                 completion = await engine.complete(model, request)
-                return (prompt.hash, sample.id), metric(sample, completion.text).value
+                return (prompt.hash, sample.id), metric(sample, completion.text)
 
             return dict(await asyncio.gather(*(one(s) for s in todo)))
 
@@ -159,21 +168,26 @@ def starting_prompt(data: Prepared) -> str:
     return load_prompt(data.prompt).text
 
 
+def mean_ci(
+    values: list[float | None], seed: int
+) -> tuple[float | None, tuple[float | None, float | None]]:
+    """The mean of held-out values with its 95% bootstrap CI (unscored rows count as missing)."""
+    from assay.scoring.stats import aggregate_values
+
+    scored = [v for v in values if v is not None]
+    a = aggregate_values(scored, len(values) - len(scored), 0, seed=seed)
+    return a.mean, (a.ci_low, a.ci_high)
+
+
 def score_row(row: Row, held: HeldOut, data: Prepared, best_prompt: str) -> Row:
     """The held-out figures of ``best_prompt`` against the starting prompt."""
-    from assay.scoring.stats import aggregate_values, paired_compare
+    from assay.scoring.stats import paired_compare
 
     base = held.values(starting_prompt(data), data.test)
     final = held.values(best_prompt, data.test)
     gain = paired_compare(base, final, seed=data.seed)
-
-    def agg(values: list[float | None]) -> tuple[float | None, tuple[float | None, float | None]]:
-        scored = [v for v in values if v is not None]
-        a = aggregate_values(scored, len(values) - len(scored), 0, seed=data.seed)
-        return a.mean, (a.ci_low, a.ci_high)
-
-    row.baseline_test, row.baseline_ci = agg(base)
-    row.final_test, row.final_ci = agg(final)
+    row.baseline_test, row.baseline_ci = mean_ci(base, data.seed)
+    row.final_test, row.final_ci = mean_ci(final, data.seed)
     row.gain, row.gain_ci, row.p_value = gain.diff, (gain.ci_low, gain.ci_high), gain.p_value
     if row.val_final is not None and row.final_test is not None:
         row.gap = row.val_final - row.final_test
@@ -226,6 +240,7 @@ def run_assay(data: Prepared, strategy: str, args: argparse.Namespace, held: Hel
         val_final=result.final.val.mean,
         calls=result.spend.calls,
         reasoning_calls=reasoning,
+        budget=args.max_calls,
         wall_s=wall,
         accepted=result.accepted,
         iterations=result.iterations,
@@ -257,31 +272,31 @@ def system_prompt(template: str) -> str:
     return "\n".join(kept).strip() or "Answer the question."
 
 
+def peer_data(data: Prepared, work: Path) -> tuple[Path, Path]:
+    """This task's optimizer rows as the peers read them: text/label rows (gepa) and chat rows
+    with an ``ideal`` (aevyra-reflex)."""
+    rows = [json.loads(line) for line in data.opt.read_text().splitlines()]
+    opt, msgs = work / "opt.jsonl", work / "opt_msgs.jsonl"
+    opt.write_text("".join(json.dumps({"text": r["input"], "label": r["ideal"]}) + "\n"
+                           for r in rows))  # fmt: skip
+    msgs.write_text("".join(json.dumps({"messages": [{"role": "user", "content": r["input"]}],
+                                        "ideal": r["ideal"]}) + "\n" for r in rows))  # fmt: skip
+    return opt, msgs
+
+
 def run_peer(
     peer: str, data: Prepared, args: argparse.Namespace, held: HeldOut, server: Any
 ) -> Row:
-    """One peer through ``perf.optimizer_peers``, on this task's rows as text/label rows."""
+    """One peer through ``perf.optimizer_peers``; its calls are what the model server counted."""
     from perf import optimizer_peers as op
 
     work = data.opt.parent / peer
     work.mkdir(exist_ok=True)
-    rows = [json.loads(line) for line in data.opt.read_text().splitlines()]
-    opt, msgs = work / "opt.jsonl", work / "opt_msgs.jsonl"
-    opt.write_text(
-        "".join(json.dumps({"text": r["input"], "label": r["ideal"]}) + "\n" for r in rows)
-    )
-    msgs.write_text(
-        "".join(
-            json.dumps({"messages": [{"role": "user", "content": r["input"]}], "ideal": r["ideal"]})
-            + "\n"
-            for r in rows
-        )
-    )
+    opt, msgs = peer_data(data, work)
     prompt = work / "prompt.md"
     prompt.write_text(system_prompt(data.prompt.read_text()))
-    peer_args = argparse.Namespace(
-        max_calls=args.max_calls, peers_venv=args.peers_venv, reflex_iterations=3, reflex_batch=8
-    )
+    peer_args = argparse.Namespace(max_calls=args.max_calls, peers_venv=args.peers_venv,
+                                   reflex_iterations=3, reflex_batch=8)  # fmt: skip
     env = {**child_env(), "OPENAI_COMPAT_API_KEY": "x"}
     before = server.counts()
     if peer == "gepa":
@@ -289,14 +304,38 @@ def run_peer(
     else:
         result = op.run_reflex(msgs, prompt, server, work, env, peer_args)
     after = server.counts()
-    calls = sum(after[k] - before[k] for k in ("task", "reasoning"))
+    spent = {k: after[k] - before[k] for k in ("task", "reasoning", "errors")}
     status = "ok" if result["rc"] == 0 else f"failed: exit {result['rc']}"
-    row = Row(data.task, data.seed, peer, status, calls=calls,
-              reasoning_calls=after["reasoning"] - before["reasoning"],
-              wall_s=result["wall_s"], val_final=result.get("own_final"))  # fmt: skip
+    own = {"own_baseline": result.get("own_baseline"), "own_final": result.get("own_final")}
+    row = Row(data.task, data.seed, peer, status, calls=spent["task"] + spent["reasoning"],
+              reasoning_calls=spent["reasoning"], budget=args.max_calls,
+              wall_s=result["wall_s"], extra={**own, "server_errors": spent["errors"]})  # fmt: skip
+    if result["rc"] != 0:
+        row.extra["tail"] = result["tail"]
+    # gepa's own final score is on its val half with the label metric, as Assay's val score
+    # is; aevyra-reflex's is on its own test split with ``exact``, so it makes no gap.
+    if peer == "gepa":
+        row.val_final = result.get("own_final")
     if result["best"] is None:
         return row
-    return score_row(row, held, data, result["best"].read_text())
+    return score_peer(row, held, data, prompt.read_text(), result["best"].read_text())
+
+
+def score_peer(row: Row, held: HeldOut, data: Prepared, sent: str, best: str) -> Row:
+    """The held-out figures of a peer's final prompt, against the task's starting prompt (the
+    columns every method shares) and against the system prompt the peer was sent (its own
+    effect: peers get the prompt in another form, which the small model answers differently)."""
+    from assay.scoring.stats import paired_compare
+
+    best = best.replace("\r\n", "\n").strip()  # as ``assay run`` loads a prompt file
+    start = held.values(sent, data.test)
+    gain = paired_compare(start, held.values(best, data.test), seed=data.seed)
+    row.extra["sent_test"] = mean_ci(start, data.seed)[0]
+    row.extra["gain_over_sent"] = gain.diff
+    row.extra["gain_over_sent_ci"] = (gain.ci_low, gain.ci_high)
+    row.extra["gain_over_sent_p"] = gain.p_value
+    row.accepted = int(" ".join(best.split()) != " ".join(sent.split()))
+    return score_row(row, held, data, best)
 
 
 # --------------------------------------------------------------------------- report
@@ -316,6 +355,18 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def calls_cell(r: Row) -> str:
+    over = f", over {r.budget}" if r.budget and r.calls > r.budget else ""
+    return f"{r.calls} ({r.reasoning_calls}){over}"
+
+
+def changes_cell(r: Row) -> str:
+    """Accepted steps of iterations; a peer reports neither, so whether its prompt changed."""
+    if r.method in PEERS:
+        return "changed" if r.accepted else "kept"
+    return f"{r.accepted}/{r.iterations}"
+
+
 def table_cells(rows: Sequence[Row]) -> list[list[str]]:
     cells = []
     for r in rows:
@@ -329,8 +380,26 @@ def table_cells(rows: Sequence[Row]) -> list[list[str]]:
                 f"{_f(r.final_test)} {_ci(r.final_ci)}",
                 f"{_f(r.gain, '{:+.3f}')} {_ci(r.gain_ci, '{:+.2f}')}",
                 _f(r.p_value, "{:.2g}"), r.significant or "–", _f(r.gap, "{:+.3f}"),
-                f"{r.calls} ({r.reasoning_calls})", f"{r.wall_s:.0f}",
-                f"{r.accepted}/{r.iterations}",
+                calls_cell(r), f"{r.wall_s:.0f}", changes_cell(r),
+            ]
+        )  # fmt: skip
+    return cells
+
+
+def peer_cells(rows: Sequence[Row]) -> list[list[str]]:
+    """A peer's own effect: its final prompt against the system prompt it started from, and
+    the scores it reported itself (its own split and metric: not comparable across tools)."""
+    cells = []
+    for r in rows:
+        x = r.extra
+        cells.append(
+            [
+                r.task, str(r.seed), r.method, _f(x.get("sent_test")), _f(r.final_test),
+                f"{_f(x.get('gain_over_sent'), '{:+.3f}')} "
+                f"{_ci(x.get('gain_over_sent_ci', (None, None)), '{:+.2f}')}",
+                _f(x.get("gain_over_sent_p"), "{:.2g}"),
+                f"{_f(x.get('own_baseline'))} -> {_f(x.get('own_final'))}",
+                str(x.get("server_errors", 0)),
             ]
         )  # fmt: skip
     return cells
@@ -425,16 +494,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_peers(data: Prepared, args: argparse.Namespace, held: HeldOut) -> list[Row]:
+def run_peers(data: Prepared, args: argparse.Namespace, held: HeldOut, rows: list[Row]) -> None:
+    """Appends each peer's row to ``rows`` as it finishes (an interrupted run reports them)."""
     missing = {p: peer_missing(p, args.peers_venv) for p in args.peers}
-    rows = [Row(data.task, data.seed, p, why) for p, why in missing.items() if why]
+    rows += [Row(data.task, data.seed, p, why) for p, why in missing.items() if why]
     ready = [p for p, why in missing.items() if why is None]
     if ready:
         from perf.optimizer_peers import ModelServer
 
         with ModelServer(args.port, args.max_tokens, args.reasoning_max_tokens) as server:
-            rows += [run_peer(p, data, args, held, server) for p in ready]
-    return rows
+            for peer in ready:
+                rows.append(run_peer(peer, data, args, held, server))
+                progress(rows[-1])
+
+
+def progress(row: Row) -> None:
+    print(f"{row.task} seed {row.seed} {row.method}: {_f(row.baseline_test)} -> "
+          f"{_f(row.final_test)} (p {_f(row.p_value, '{:.2g}')}), {calls_cell(row)} calls, "
+          f"{row.wall_s:.0f} s{'' if row.status == 'ok' else ', ' + row.status}",
+          flush=True)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
@@ -442,19 +520,23 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     held = HeldOut(args.max_tokens)
     rows: list[Row] = []
     started = time.perf_counter()
+    try:
+        run_grid(args, held, rows)
+    except KeyboardInterrupt:  # a long grid stopped by hand still reports the runs it finished
+        print(f"interrupted: {len(rows)} runs finished", flush=True)
+    report(rows, args, time.perf_counter() - started)
+    return rows
+
+
+def run_grid(args: argparse.Namespace, held: HeldOut, rows: list[Row]) -> None:
     with tempfile.TemporaryDirectory(prefix="assay-optimizer-tasks-") as tmp:
         for seed in args.seeds:
             for task in args.tasks:
                 data = prepare(task, seed, args, Path(tmp))
                 for strategy in args.strategies:
-                    row = run_assay(data, strategy, args, held)
-                    rows.append(row)
-                    print(f"{task} seed {seed} {strategy}: {_f(row.baseline_test)} -> "
-                          f"{_f(row.final_test)} (p {_f(row.p_value, '{:.2g}')}), {row.calls} "
-                          f"calls, {row.wall_s:.0f} s", flush=True)  # fmt: skip
-                rows += run_peers(data, args, held)
-    report(rows, args, time.perf_counter() - started)
-    return rows
+                    rows.append(run_assay(data, strategy, args, held))
+                    progress(rows[-1])
+                run_peers(data, args, held, rows)
 
 
 def report(rows: Sequence[Row], args: argparse.Namespace, wall: float) -> None:
@@ -472,6 +554,14 @@ def report(rows: Sequence[Row], args: argparse.Namespace, wall: float) -> None:
         summary_cells(rows),
         markdown=args.markdown,
     )
+    peers = [r for r in rows if r.method in PEERS and r.final_test is not None]
+    if peers:
+        print_table(
+            "Peers against the system prompt they were sent",
+            ["task", "seed", "method", "sent prompt test", "final test",
+             "gain over sent [95% CI]", "p", "own baseline -> final", "server errors"],
+            peer_cells(peers), markdown=args.markdown,
+        )  # fmt: skip
     for line in goals(rows):
         print(f"- {line}")
     if args.json is not None:
