@@ -8,6 +8,7 @@ from assay.errors import UserInputError
 from assay.evaluation.config import ScoringConfig
 from assay.optimizer.config import OptimizeConfig
 from assay.optimizer.estimate import reasoning_calls, step_task_calls
+from assay.optimizer.reasoner import PROPOSE_RETRIES
 from assay.optimizer.strategies import (
     STRATEGY_TYPES,
     bootstrap,
@@ -91,11 +92,14 @@ def test_auto_offers_the_registry_in_its_order_filtered_by_what_the_run_has() ->
     assert all(STRATEGY_TYPES[n].needs_judge == (n == "duel") for n in STRATEGY_TYPES)
 
 
-def test_only_auto_adds_reasoner_calls_beyond_one_per_step() -> None:
-    for name in STRATEGY_TYPES:
+def test_reasoner_calls_are_the_asks_per_step_and_only_auto_adds_choices() -> None:
+    retried = {"iterative", "pareto"}  # a rewrite that does not parse is asked again
+    for name, kind in STRATEGY_TYPES.items():
+        asks = 1 + PROPOSE_RETRIES if name in retried else 1
+        assert kind.asks_per_step == asks, name
         if name != "auto":
-            assert reasoning_calls(name, 7) == 7
-    assert reasoning_calls("auto", 7) > 7
+            assert reasoning_calls(name, 7) == 7 * asks
+    assert reasoning_calls("auto", 7) > 7 * (1 + PROPOSE_RETRIES)
 
 
 def test_duel_rejects_a_config_without_a_judge() -> None:
