@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from assay.testing import ScriptedServer
 
 PEERS_VENV = Path(os.environ.get("ASSAY_PEERS_VENV", "/tmp/peers-venv"))
 """The peers' own virtual environment (the perf scripts' default ``--peers-venv``)."""
@@ -45,3 +50,23 @@ def peer_or_skip(executable: str, package: str) -> Path:
             f"{PEERS_VENV}/bin/pip install {package}; or set ASSAY_PEERS_VENV)"
         )
     return path
+
+
+@contextmanager
+def embedded_model_served_by(
+    model: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ScriptedServer]:
+    """``local/smollm2`` resolved to a scripted server answering with ``model``: the perf
+    scripts run their real code paths without the model's minutes."""
+    import assay.providers.specs as specs
+
+    real_resolve = specs.resolve_model
+    with ScriptedServer(model) as srv:
+
+        def resolve(spec: str, **kw: Any) -> Any:
+            assert spec == "local/smollm2"
+            return real_resolve("compat/smollm2", base_url=srv.base_url)
+
+        monkeypatch.setattr(specs, "resolve_model", resolve)
+        monkeypatch.setenv("OPENAI_COMPAT_API_KEY", "x")
+        yield srv

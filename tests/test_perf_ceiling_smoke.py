@@ -8,13 +8,12 @@ import json
 import random
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from perf import task_ceiling
 
-from assay.testing import Action, ChatRequest, ScriptedServer, reply
-from tests.perf_helpers import markdown_table
+from assay.testing import Action, ChatRequest, reply
+from tests.perf_helpers import embedded_model_served_by, markdown_table
 
 LABELS = {"implicatures": ("no", "yes"), "hyperbaton": ("a", "b")}
 PROMPT = "Which is it?\n\n{{input}}\n"
@@ -63,23 +62,13 @@ def held_out_rows(tasks: Path, name: str, count: int) -> list[int]:
 def test_quick_panel_scores_each_prompt_on_the_held_out_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import assay.providers.specs as specs
-
-    real_resolve = specs.resolve_model
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     for name in LABELS:
         write_task(tasks, name)
     out = tmp_path / "rows.json"
     model = PanelModel()
-    with ScriptedServer(model) as srv:
-
-        def resolve(spec: str, **kw: Any) -> Any:
-            assert spec == "local/smollm2"
-            return real_resolve("compat/smollm2", base_url=srv.base_url)
-
-        monkeypatch.setattr(specs, "resolve_model", resolve)
-        monkeypatch.setenv("OPENAI_COMPAT_API_KEY", "x")
+    with embedded_model_served_by(model, monkeypatch):
         task_ceiling.main(
             ["--quick", "--tasks-dir", str(tasks), "--tasks", "implicatures,hyperbaton",
              "--markdown", "--json", str(out)]

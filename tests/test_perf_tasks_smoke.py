@@ -8,13 +8,12 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 from perf import optimizer_tasks
 
-from assay.testing import Action, ChatRequest, ScriptedServer, reply
-from tests.perf_helpers import markdown_table
+from assay.testing import Action, ChatRequest, reply
+from tests.perf_helpers import embedded_model_served_by, markdown_table
 
 PROMPT = "Does the speaker agree?\n\n{{input}}"  # the file adds a newline, as editors do
 
@@ -52,23 +51,13 @@ class FormatModel:
 def test_quick_grid_scores_each_method_on_the_held_out_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import assay.providers.specs as specs
-
-    real_resolve = specs.resolve_model
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     for name in ("agree", "other"):
         write_task(tasks, name)
     out = tmp_path / "rows.json"
     model = FormatModel()
-    with ScriptedServer(model) as srv:
-
-        def resolve(spec: str, **kw: Any) -> Any:
-            assert spec == "local/smollm2"
-            return real_resolve("compat/smollm2", base_url=srv.base_url)
-
-        monkeypatch.setattr(specs, "resolve_model", resolve)
-        monkeypatch.setenv("OPENAI_COMPAT_API_KEY", "x")
+    with embedded_model_served_by(model, monkeypatch) as srv:
         optimizer_tasks.main(
             ["--quick", "--tasks-dir", str(tasks), "--tasks", "agree,other",
              "--strategies", "default,structural", "--peers-venv", str(tmp_path / "no-venv"),
