@@ -106,3 +106,29 @@ def test_quick_panel_scores_each_prompt_on_the_held_out_rows(
     assert "selection on test" in printed
     # Every prompt with a format rule beats a starting prompt whose answers hold no label.
     assert "implicatures: significant gains over a in 5 of 5 comparisons" in printed
+
+
+def test_rows_optimizer_scores_the_prompts_without_demonstrations_on_the_optimizer_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    write_task(tasks, "hyperbaton")
+    out = tmp_path / "rows.json"
+    model = PanelModel()
+    with embedded_model_served_by(model, monkeypatch):
+        task_ceiling.main(
+            ["--quick", "--tasks-dir", str(tasks), "--tasks", "hyperbaton", "--rows",
+             "optimizer", "--markdown", "--json", str(out)]
+        )  # fmt: skip
+
+    rows = json.loads(out.read_text())
+    assert [r["prompt"] for r in rows] == ["a", "b", "f"]
+    held = set(held_out_rows(tasks, "hyperbaton", 20))
+    asked = {int(re.findall(r"Row (\d+) of", text)[-1]) for text in model.asked}
+    assert len(asked) == 40 and not asked & held  # the 40 optimizer rows, no held-out one
+    assert len(model.asked) == 3 * 40 and all(r["n"] == 40 for r in rows)
+    share = sum(n % 3 != 0 for n in asked) / 40
+    by = {r["prompt"]: r for r in rows}
+    assert by["b"]["score"] == pytest.approx(share) and by["b"]["gain"] == pytest.approx(share)
+    assert "Prompt panel, the optimizer's own rows" in capsys.readouterr().out
