@@ -172,8 +172,11 @@ def test_call_budget_stops_the_loop_but_keeps_room_for_the_test(tmp_path: Path) 
     assert result["final"]["test"]["n_scored"] == result["split"]["test"]
 
 
+@pytest.mark.parametrize(  # kill_after: iterations in the store at the kill
+    ("strategy", "kill_after"), [("iterative", 1), ("iterative", 3), ("screen", 1), ("screen", 2)]
+)
 def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
-    tmp_path: Path,
+    tmp_path: Path, strategy: str, kill_after: int
 ) -> None:
     data = small_dataset(tmp_path / "d.jsonl", 60)
     plan = [
@@ -181,6 +184,7 @@ def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
         for i in range(8)
     ]
     extra = ("--max-iterations", "4", "--patience", "10", "--concurrency", "4")
+    extra += ("--strategy", strategy)
     zoo = OptimizeZoo(plan, delay=0.02)
     with ScriptedServer(zoo) as srv:
         args = optimize_args(srv, data, *extra)
@@ -191,13 +195,13 @@ def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             runs = store.list_runs()
-            if runs and len(store.iterations(runs[0].id)) >= 3:
+            if runs and len(store.iterations(runs[0].id)) >= kill_after:
                 break
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         run_id = store.list_runs()[0].id
-        assert 3 <= len(store.iterations(run_id)) < 5
+        assert kill_after <= len(store.iterations(run_id)) < 5
         resumed = assay("optimize", "--resume", run_id, "--json")
         assert resumed.returncode == 0, resumed.stderr
         counts: dict[tuple[str, str, str], int] = {}
@@ -212,6 +216,7 @@ def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
     assert result["best_prompt"] == fresh["best_prompt"]
     assert result["final"] == fresh["final"] and result["baseline"] == fresh["baseline"]
     assert [r["status"] for r in result["trajectory"]] == [r["status"] for r in fresh["trajectory"]]
+    assert {r["strategy"] for r in result["trajectory"]} == {"baseline", strategy}
     assert result["spend"]["calls"] >= fresh["spend"]["calls"] - 5
     assert store.integrity_problems() == []
 
