@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> list[PanelRow]:
                 for key, text in panel(task, data).items():
                     if args.rows == "held-out" or key in NO_DEMOS:
                         rows.append(measure(held, data, key, text))
-                    _progress(rows[-1])
+                        _progress(rows[-1])
     report(rows, args, time.perf_counter() - started)
     return rows
 
