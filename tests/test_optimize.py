@@ -183,8 +183,8 @@ def test_kill_and_resume_repeats_no_call_and_ends_like_an_uninterrupted_run(
         proposal(f"{GOOD} Variant {i}.") if i % 2 else proposal(f"A {i} long story.")
         for i in range(8)
     ]
-    extra = ("--max-iterations", "4", "--patience", "10", "--concurrency", "4")
-    extra += ("--strategy", strategy)
+    extra = ["--max-iterations", "4", "--patience", "10", "--concurrency", "4"]
+    extra += ["--strategy", strategy]
     zoo = OptimizeZoo(plan, delay=0.02)
     with ScriptedServer(zoo) as srv:
         args = optimize_args(srv, data, *extra)
