@@ -7,14 +7,18 @@ SQLite in WAL mode with a busy timeout: no lost writes, no duplicate run ids, no
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from assay.data import demo_path
+from assay.engine.cache import ResponseCache
 from assay.store.runstore import RunStore
 from assay.testing import ScriptedServer
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal, small_dataset
@@ -123,3 +127,32 @@ def test_a_run_an_optimize_and_readers_at_once(tmp_path: Path) -> None:
     assert len(store.results(run_report["run_id"])) == 2 * ROWS
     assert len(store.iterations(opt_result["run_id"])) == opt_result["iterations"] + 1
     assert store.integrity_problems() == []
+
+
+def open_new_store(folder: Path, start: Barrier, results: Queue[str]) -> None:
+    start.wait()
+    try:
+        RunStore.open(folder)
+        ResponseCache(folder / "cache.sqlite")
+        results.put("ok")
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def test_two_processes_creating_one_store_at_once_both_open_it(tmp_path: Path) -> None:
+    """Both switch the new files to WAL; SQLite answers the loser "database is locked" at once,
+    without waiting. Before the wait, about one new store in six failed this way."""
+    fork = multiprocessing.get_context("fork")
+    failures = []
+    for trial in range(60):
+        start, results = fork.Barrier(2), fork.Queue()
+        procs = [
+            fork.Process(target=open_new_store, args=(tmp_path / str(trial), start, results))
+            for _ in range(2)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+        failures += [r for r in (results.get(timeout=5) for _ in procs) if r != "ok"]
+    assert failures == []

@@ -10,6 +10,7 @@ from pathlib import Path
 from assay.errors import UserInputError
 from assay.records import Completion, ModelConfig, Request, canonical_json, sha256_text
 from assay.secrets import redact
+from assay.store.sqlite import connect_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -41,16 +42,12 @@ class ResponseCache:
     """Safe for several processes at once (WAL, busy timeout) and for threads (one lock)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            # WAL + NORMAL: no fsync per entry (one per entry blocked the event loop and cut a
-            # run's throughput by two thirds); an entry lost to a power cut is a repeated call.
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # No fsync per entry (one per entry blocked the event loop and cut a run's
+            # throughput by two thirds); an entry lost to a power cut is a repeated call.
+            self._db = connect_wal(path)
             self._db.execute(SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as exc:

@@ -27,6 +27,7 @@ from assay.scoring.score import Score
 from assay.secrets import redact, redactor
 from assay.store.migrations import MIGRATIONS, migrate
 from assay.store.run_record import StoredRun
+from assay.store.sqlite import connect_wal
 from assay.text import natural_key
 
 _T = TypeVar("_T")
@@ -600,13 +601,8 @@ def _json_or_none(value: dict[str, Any] | None) -> str | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=30000")
+    db = connect_wal(path)
     db.execute("PRAGMA foreign_keys=ON")
-    # WAL + NORMAL: a committed result survives a killed process without an fsync each
-    db.execute("PRAGMA synchronous=NORMAL")
     migrate(db)
     return db
 
