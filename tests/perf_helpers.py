@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assay.testing import ScriptedServer
+from assay.testing import Handler, ScriptedServer
 
 PEERS_VENV = Path(os.environ.get("ASSAY_PEERS_VENV", "/tmp/peers-venv"))
 """The peers' own virtual environment (the perf scripts' default ``--peers-venv``)."""
@@ -70,3 +70,30 @@ def embedded_model_served_by(
         monkeypatch.setattr(specs, "resolve_model", resolve)
         monkeypatch.setenv("OPENAI_COMPAT_API_KEY", "x")
         yield srv
+
+
+class StandInModelServer:
+    """Stands in for ``optimizer_peers.ModelServer`` (the embedded model, minutes of CPU here):
+    a scripted server whose calls are counted by role, as the real server counts them."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._server = ScriptedServer(handler)
+
+    def __enter__(self) -> StandInModelServer:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    def roles(self) -> list[str]:
+        """The model each call named, in order ("reasoner" for a reasoning call)."""
+        raise NotImplementedError
+
+    def counts(self) -> dict[str, int]:
+        reasoning = self.roles().count("reasoner")
+        return {"task": len(self.roles()) - reasoning, "reasoning": reasoning, "errors": 0}

@@ -21,7 +21,7 @@ from perf import cache_rerun, data_scale, gepa_peer, optimizer_peers, peers
 
 from assay.testing import ScriptedServer, reply
 from tests.optimize_helpers import MAGIC, OptimizeZoo, proposal
-from tests.perf_helpers import PEERS_VENV, markdown_table, peer_or_skip
+from tests.perf_helpers import PEERS_VENV, StandInModelServer, markdown_table, peer_or_skip
 
 # --------------------------------------------------------------------------- cache_rerun
 
@@ -137,10 +137,9 @@ def test_peers_reads_both_tools_result_files(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- optimizer_peers
 
 
-class ScriptedModelServer:
-    """Stands in for ``optimizer_peers.ModelServer`` (the embedded model, minutes of CPU here):
-    scripted replies, counted by role as the real server counts them (``serve``, tested below).
-    """
+class ScriptedModelServer(StandInModelServer):
+    """The optimize zoo behind ``optimizer_peers.ModelServer``'s interface (the real server's
+    counts are tested below, through ``serve``)."""
 
     started: ClassVar[list[ScriptedModelServer]] = []
 
@@ -148,23 +147,11 @@ class ScriptedModelServer:
         # "auto" (the default strategy) first asks which strategy to use: iterative
         plan = proposal(f"{MAGIC}: positive or negative.") + "\nSTRATEGY: iterative"
         self.zoo = OptimizeZoo([plan])
-        self._server = ScriptedServer(self.zoo)
+        super().__init__(self.zoo)
         self.started.append(self)
 
-    def __enter__(self) -> ScriptedModelServer:
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    def counts(self) -> dict[str, int]:
-        reasoning = sum(model == "reasoner" for model, _, _ in self.zoo.log)
-        return {"task": len(self.zoo.log) - reasoning, "reasoning": reasoning, "errors": 0}
+    def roles(self) -> list[str]:
+        return [model for model, _, _ in self.zoo.log]
 
 
 MAX_CALLS = 250

@@ -12,7 +12,7 @@ import pytest
 from perf import optimizer_peers, optimizer_tasks
 
 from assay.testing import Action, ChatRequest, ScriptedServer, reply
-from tests.perf_helpers import PEERS_VENV, markdown_table, peer_or_skip
+from tests.perf_helpers import PEERS_VENV, StandInModelServer, markdown_table, peer_or_skip
 
 RULE = "Answer with one word: yes or no."
 
@@ -34,28 +34,16 @@ class RuleModel:
         return reply(("yes" if row % 2 else "no") if RULE in system else "It depends.")
 
 
-class StubModelServer:
-    """Stands in for ``optimizer_peers.ModelServer``: the scripted model, counted by role."""
+class StubModelServer(StandInModelServer):
+    """The rule model behind ``optimizer_peers.ModelServer``'s interface."""
 
     model = RuleModel()
 
     def __init__(self, port: int, max_tokens: int, reasoning_max_tokens: int) -> None:
-        self._server = ScriptedServer(self.model)
+        super().__init__(self.model)
 
-    def __enter__(self) -> StubModelServer:
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    def counts(self) -> dict[str, int]:
-        reasoning = self.model.models.count("reasoner")
-        return {"task": len(self.model.models) - reasoning, "reasoning": reasoning, "errors": 0}
+    def roles(self) -> list[str]:
+        return self.model.models
 
 
 def test_gepa_row_counts_its_calls_and_scores_its_prompt_on_held_out_rows(
